@@ -1,0 +1,46 @@
+# regsandbox: the two commands a new user needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup engine base-image demo test test-unit lint clean bench
+
+# Idempotent and fast when nothing changed: pip only runs when pyproject.toml is newer
+# than the stamp left by the last install.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# A running Docker engine and the offline sandbox base image (see README, "Docker engine").
+engine:
+	@bash scripts/ensure-docker.sh
+
+base-image: engine
+	@bash scripts/build-base-image.sh
+
+demo: setup base-image
+	$(BIN)/python -m examples.train_candidate
+	$(BIN)/regsandbox trial run examples/trials/diabetes-risk.yaml
+
+test: setup base-image
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check orchestrator monitors flows
+	$(BIN)/mypy
+
+bench: setup base-image
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	-$(BIN)/regsandbox reap --all 2>/dev/null
+	rm -rf .regsandbox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""The monitor contract: pure computations over batches of evaluation records.
+
+Monitors never touch Docker, HTTP or MLflow. The orchestrator turns the gateway's traffic
+records into :class:`EvalBatch` objects, feeds them to ``update`` while the workload runs
+(the returned points are streamed to MLflow with their step) and calls ``result`` once at
+the end for the summary values, evidence tables and figure data the exit report needs.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One metric value at one step, ready to be logged (``key`` uses ``/`` separated names)."""
+
+    key: str
+    value: float
+    step: int
+    timestamp_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+
+@dataclass
+class EvalBatch:
+    """A batch of evaluation evidence.
+
+    Per-case arrays (``y_true``, ``y_score`` and every array in ``attributes``) are aligned
+    with each other; ``y_score`` is NaN where the model gave no usable answer for the case.
+    Per-request arrays (``latency_ms``, ``ok``) are aligned with each other: one entry per
+    HTTP request, which may have carried many cases.
+    """
+
+    y_true: np.ndarray
+    y_score: np.ndarray
+    attributes: dict[str, np.ndarray]
+    latency_ms: np.ndarray
+    ok: np.ndarray
+
+    @staticmethod
+    def concat(batches: list[EvalBatch]) -> EvalBatch:
+        if not batches:
+            return EvalBatch(np.zeros(0), np.zeros(0), {}, np.zeros(0), np.zeros(0, dtype=bool))
+        keys = batches[0].attributes.keys()
+        return EvalBatch(
+            y_true=np.concatenate([b.y_true for b in batches]),
+            y_score=np.concatenate([b.y_score for b in batches]),
+            attributes={k: np.concatenate([b.attributes[k] for b in batches]) for k in keys},
+            latency_ms=np.concatenate([b.latency_ms for b in batches]),
+            ok=np.concatenate([b.ok for b in batches]),
+        )
+
+
+class MonitorResult(BaseModel):
+    """What a monitor concludes at the end of a trial.
+
+    ``values`` maps stable metric keys (``perf/auroc``, ``latency/p95_ms`` ...) to a number, or
+    to ``None`` when there was not enough evidence to compute it. ``intervals`` holds 95%
+    confidence intervals where the monitor computes them. ``tables`` holds evidence rows for
+    the report, ``figures`` holds plain data for plots (no rendering happens here).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    monitor: str = Field(description="Name of the monitor that produced this result.")
+    values: dict[str, float | None] = Field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Monitor(abc.ABC):
+    """Accumulates evidence across batches; ``update`` is called once per batch, in order."""
+
+    name: str = "monitor"
+
+    @abc.abstractmethod
+    def update(self, batch: EvalBatch, step: int) -> list[MetricPoint]:
+        """Absorb one batch and return the running metric points for ``step``."""
+
+    @abc.abstractmethod
+    def result(self) -> MonitorResult:
+        """Final values over everything seen so far."""

@@ -1,0 +1,180 @@
+"""The isolation backend interface every sandbox provider implements.
+
+The public methods here own the invariants (labels on every object, idempotent and
+verified teardown, refusing to touch what the platform did not create); backends fill in
+the underscored hooks. Teardown and the orphan sweep take a trial id rather than a live
+object because the hooks that run after a crash or a cancel have no access to the memory
+of the flow that provisioned the sandbox.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.errors import BackendError
+from orchestrator.spec import Resources
+from orchestrator.templates import Template
+
+LABEL_PREFIX = "regsandbox"
+LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
+LABEL_TRIAL = f"{LABEL_PREFIX}.trial_id"
+LABEL_PID = f"{LABEL_PREFIX}.owner_pid"
+LABEL_HOST = f"{LABEL_PREFIX}.owner_host"
+LABEL_CREATED = f"{LABEL_PREFIX}.created"
+
+_TRIAL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sandbox(_Frozen):
+    """A provisioned, still empty, isolated environment for one trial."""
+
+    trial_id: str
+    backend: str
+    resources: Resources
+    labels: dict[str, str]
+    details: dict[str, Any] = Field(default_factory=dict, description="Backend-specific ids and addresses.")
+
+
+class Endpoint(_Frozen):
+    """Where the deployed model answers, as seen from the host (the gateway's upstream)."""
+
+    url: str
+    health_path: str
+    container: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    ready_s: float = Field(description="Seconds from deploy start until the health check answered.")
+
+
+class ResourceStats(_Frozen):
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    pids: int | None = None
+    oom_killed: bool = False
+    running: bool = True
+
+
+class IsolationControl(_Frozen):
+    """One protection and whether the backend actually applied it."""
+
+    control: str
+    applied: bool
+    detail: str
+
+
+class TeardownResult(_Frozen):
+    trial_id: str
+    removed: list[str]
+    remaining: list[str]
+
+    @property
+    def verified(self) -> bool:
+        return not self.remaining
+
+
+def owner_labels(trial_id: str) -> dict[str, str]:
+    """Labels put on every object, so teardown and the sweep can find it without memory."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_TRIAL: trial_id,
+        LABEL_PID: str(os.getpid()),
+        LABEL_HOST: socket.gethostname(),
+        LABEL_CREATED: f"{time.time():.0f}",
+    }
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """True when the process that created an object is still running on this host."""
+    if labels.get(LABEL_HOST) != socket.gethostname():
+        return True  # another host's trial: never ours to judge
+    try:
+        os.kill(int(labels.get(LABEL_PID, "0")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(labels.get(LABEL_PID, "0")) > 0
+
+
+class SandboxBackend(abc.ABC):
+    """Provision, deploy into, observe and tear down isolated sandboxes."""
+
+    name: ClassVar[str]
+    isolation_level: ClassVar[str]
+
+    def provision(self, trial_id: str, resources: Resources) -> Sandbox:
+        """Create the trial's empty isolated environment; raise BackendError on failure."""
+        if not _TRIAL_ID.match(trial_id):
+            raise BackendError(f"[{self.name}] invalid trial id {trial_id!r}")
+        return self._provision(trial_id, resources, owner_labels(trial_id))
+
+    def deploy(self, sandbox: Sandbox, template: Template, model_dir: Path) -> Endpoint:
+        """Start the template's server with the model mounted read-only; return once healthy.
+
+        Raises SandboxTimeoutError when the server does not become healthy in time (the
+        message carries the tail of its logs) and BackendError for other failures.
+        """
+        return self._deploy(sandbox, template, model_dir.resolve())
+
+    def teardown(self, trial_id: str) -> TeardownResult:
+        """Remove every object of the trial; safe to call any number of times."""
+        removed = self._teardown(trial_id)
+        return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
+
+    def reap(self, older_than_s: float = 0.0, everything: bool = False) -> list[TeardownResult]:
+        """Tear down sandboxes whose creating process is gone (or all of them with ``everything``).
+
+        Only objects carrying the platform's labels are considered; nothing else is touched.
+        """
+        results = []
+        now = time.time()
+        for trial_id, labels in self._owned().items():
+            age = now - float(labels.get(LABEL_CREATED, now))
+            if age < older_than_s:
+                continue
+            if everything or not owner_alive(labels):
+                results.append(self.teardown(trial_id))
+        return results
+
+    @abc.abstractmethod
+    def stats(self, sandbox: Sandbox) -> ResourceStats:
+        """Current resource use of the sandbox's model server."""
+
+    @abc.abstractmethod
+    def logs(self, sandbox: Sandbox, tail: int = 200) -> str:
+        """Last lines of the model server's output."""
+
+    @abc.abstractmethod
+    def isolation_controls(self, sandbox: Sandbox) -> list[IsolationControl]:
+        """The protections in force for this sandbox, read back from the engine."""
+
+    @abc.abstractmethod
+    def _provision(self, trial_id: str, resources: Resources, labels: dict[str, str]) -> Sandbox: ...
+
+    @abc.abstractmethod
+    def _deploy(self, sandbox: Sandbox, template: Template, model_dir: Path) -> Endpoint: ...
+
+    @abc.abstractmethod
+    def _teardown(self, trial_id: str) -> list[str]:
+        """Remove the trial's objects; return descriptions of what was removed."""
+
+    @abc.abstractmethod
+    def _remaining(self, trial_id: str) -> list[str]:
+        """Descriptions of the trial's objects that still exist."""
+
+    @abc.abstractmethod
+    def _owned(self) -> dict[str, dict[str, str]]:
+        """trial id -> labels, for every trial that has objects of this backend."""

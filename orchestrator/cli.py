@@ -1,0 +1,188 @@
+"""The ``regsandbox`` command.
+
+Heavy libraries (Prefect, MLflow, Docker) are imported inside the commands that need them,
+so ``--help`` and ``trial validate`` answer instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.errors import RegSandboxError, SpecError
+
+app = typer.Typer(
+    name="regsandbox",
+    help="Run health-AI models in isolated regulatory sandbox trials and produce signed exit reports.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+trial_app = typer.Typer(help="Validate and run sandbox trials.", no_args_is_help=True)
+report_app = typer.Typer(help="Verify exit reports.", no_args_is_help=True)
+policy_app = typer.Typer(help="Inspect jurisdiction policy profiles.", no_args_is_help=True)
+app.add_typer(trial_app, name="trial")
+app.add_typer(report_app, name="report")
+app.add_typer(policy_app, name="policy")
+
+SpecPath = Annotated[Path, typer.Argument(help="Trial spec (YAML).", show_default=False)]
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _prepare_environment() -> None:
+    """Keep Prefect's local state under the platform home and its telemetry off."""
+    from orchestrator.settings import get_settings
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+@trial_app.command("validate")
+def trial_validate(spec: SpecPath) -> None:
+    """Check a trial spec; exit 0 when valid, 2 with one line per problem naming the field."""
+    from orchestrator.spec import load_spec
+
+    try:
+        loaded = load_spec(spec)
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(f"{exc.source}: {problem}")
+        raise typer.Exit(2) from exc
+    typer.echo(f"{spec}: valid trial spec '{loaded.name}' for {', '.join(loaded.jurisdictions)}")
+
+
+@trial_app.command("schema")
+def trial_schema() -> None:
+    """Print the JSON Schema of trial specs."""
+    from orchestrator.spec import spec_json_schema
+
+    typer.echo(spec_json_schema())
+
+
+@trial_app.command("run")
+def trial_run(
+    spec: SpecPath,
+    backend: Annotated[
+        str | None, typer.Option(help="Isolation backend: docker, process or kubernetes (default: settings).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as one JSON object, last on stdout.")] = False,
+) -> None:
+    """Run one whole trial: admit, provision, deploy, evaluate, assess, report, tear down."""
+    from orchestrator.spec import load_spec
+
+    try:
+        loaded = load_spec(spec)
+    except SpecError as exc:
+        for problem in exc.problems:
+            _err(f"{exc.source}: {problem}")
+        raise typer.Exit(2) from exc
+    if backend:
+        os.environ["REGSANDBOX_BACKEND"] = backend
+        from orchestrator.settings import get_settings
+
+        get_settings.cache_clear()
+    _prepare_environment()
+    from orchestrator.run import run_trial
+
+    outcome = run_trial(loaded)
+    if as_json:
+        sys.stdout.write(outcome.model_dump_json() + "\n")
+    else:
+        _print_outcome(outcome)
+    raise typer.Exit(0 if outcome.status == "completed" else 1)
+
+
+def _print_outcome(outcome: object) -> None:
+    from orchestrator.trial import TrialOutcome
+
+    assert isinstance(outcome, TrialOutcome)  # noqa: S101
+    typer.echo("")
+    typer.echo(f"trial        {outcome.trial_id}: {outcome.status}")
+    if outcome.error:
+        typer.echo(f"error        {outcome.error}")
+    typer.echo(f"endpoint     {outcome.endpoint or '-'} (closed at teardown)")
+    typer.echo(f"mlflow run   {outcome.mlflow_run_id or '-'}")
+    for kind in ("html", "json", "signature"):
+        typer.echo(f"report {kind:<6}{outcome.report.get(kind) or '-'}")
+    verdicts = "  ".join(f"{code}: {verdict}" for code, verdict in outcome.verdicts.items())
+    typer.echo(f"verdicts     {verdicts or '-'}")
+    typer.echo(f"teardown     {'verified' if outcome.teardown_verified else 'NOT verified'}")
+
+
+@report_app.command("verify")
+def report_verify(
+    report: Annotated[Path, typer.Argument(help="report.json of a trial.")],
+    signature: Annotated[Path | None, typer.Option(help="Signature file (default: REPORT.sig).")] = None,
+    public_key: Annotated[Path | None, typer.Option(help="Issuer's public key (default: the local key).")] = None,
+) -> None:
+    """Exit 0 when the report is intact and signed by the key, 1 when it is not."""
+    from orchestrator.reports import verification_problem
+    from orchestrator.settings import get_settings
+
+    signature = signature or report.with_name(report.name + ".sig")
+    public_key = public_key or get_settings().keys_dir / "issuer-ed25519.pub.pem"
+    problem = verification_problem(report, signature, public_key)
+    if problem:
+        _err(f"NOT VERIFIED: {problem}")
+        raise typer.Exit(1)
+    typer.echo(f"verified: {report} is intact and signed by {public_key}")
+
+
+@policy_app.command("list")
+def policy_list() -> None:
+    """List the policy profiles and their criteria counts."""
+    from orchestrator.policy import list_profiles
+
+    for profile in list_profiles():
+        typer.echo(f"{profile.jurisdiction:<6} {profile.id:<14} v{profile.version:<8} "
+                   f"{len(profile.criteria):>3} criteria  {profile.name}")
+
+
+@policy_app.command("show")
+def policy_show(code: Annotated[str, typer.Argument(help="Jurisdiction code or profile id.")]) -> None:
+    """Show one profile with every criterion, threshold and provenance."""
+    from orchestrator.policy import load_profile
+
+    profile = load_profile(code)
+    typer.echo(f"{profile.name} ({profile.id} v{profile.version}, sha256 {profile.digest[:16]}...)")
+    for c in profile.criteria:
+        typer.echo(f"  {c.id:<32} {c.metric} {c.comparator} {c.threshold}  [{c.severity}, {c.provenance}]")
+
+
+@app.command("reap")
+def reap(
+    everything: Annotated[bool, typer.Option("--all", help="Remove every platform sandbox, running or not.")] = False,
+    backend: Annotated[str | None, typer.Option(help="Backend to sweep (default: settings).")] = None,
+) -> None:
+    """Remove sandboxes whose trial is no longer running; never touches anything else."""
+    from orchestrator.backends import get_backend
+
+    results = get_backend(backend).reap(everything=everything)
+    for result in results:
+        typer.echo(f"{result.trial_id}: removed {len(result.removed)} object(s)"
+                   + ("" if result.verified else f", {len(result.remaining)} remain"))
+    typer.echo(f"{len(results)} orphaned sandbox(es) removed")
+
+
+def main() -> None:
+    try:
+        app()
+    except RegSandboxError as exc:
+        _err(f"error: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The developer endpoint: a per-trial gateway on the host in front of the sandboxed model.
+
+It is the only way into the sandbox. It checks the caller's token (stored as a hash; the
+developer's token and the platform's evaluation token are told apart), forwards only the
+template's paths, and turns every exchange into a :class:`TrafficRecord`, so developer
+traffic and evaluation traffic are observed the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+from orchestrator.errors import GatewayError
+from orchestrator.records import TrafficRecord, utcnow
+
+CASE_HEADER = "X-Regsandbox-Case-Ids"
+Capture = Literal["full", "digest"]
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh bearer token and the hash that is the only thing kept of it."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _captured(body: bytes, capture: Capture) -> Any:
+    if capture == "digest":
+        return {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body), "note": "not JSON"}
+
+
+class Gateway:
+    """Runs a small ASGI server in a background thread for the lifetime of a trial."""
+
+    def __init__(
+        self,
+        trial_id: str,
+        upstream: str,
+        paths: list[str],
+        tokens: dict[str, Literal["developer", "evaluation"]],
+        sink: Callable[[TrafficRecord], None],
+        capture: Capture = "full",
+        host: str = "127.0.0.1",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.trial_id = trial_id
+        self.upstream = upstream.rstrip("/")
+        self.paths = set(paths)
+        self._tokens = dict(tokens)  # token hash -> origin
+        self._sink = sink
+        self._capture: Capture = capture
+        self._host = host
+        self._timeout = timeout_s
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def _origin(self, request: Request) -> Literal["developer", "evaluation"] | None:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer "):
+            return None
+        digest = hash_token(header[7:].strip())
+        for known, origin in self._tokens.items():
+            if hmac.compare_digest(known, digest):
+                return origin
+        return None
+
+    def _app(self) -> FastAPI:
+        app = FastAPI(title=f"regsandbox gateway {self.trial_id}", docs_url=None, redoc_url=None, openapi_url=None)
+        client: dict[str, httpx.AsyncClient] = {}
+
+        @app.api_route("/{path:path}", methods=["GET", "POST"])
+        async def forward(path: str, request: Request) -> Response:
+            origin = self._origin(request)
+            if origin is None:
+                return Response('{"error": "missing or invalid token"}', 401, media_type="application/json")
+            target = "/" + path
+            if target not in self.paths:
+                return Response('{"error": "path not served by this sandbox"}', 404, media_type="application/json")
+            body = await request.body()
+            if "http" not in client:
+                client["http"] = httpx.AsyncClient(timeout=self._timeout)
+            received = utcnow()
+            started = time.perf_counter()
+            status, payload, error = 502, b"", None
+            try:
+                upstream = await client["http"].request(
+                    request.method, self.upstream + target, content=body,
+                    headers={"content-type": request.headers.get("content-type", "application/json")},
+                )
+                status, payload = upstream.status_code, upstream.content
+            except httpx.TimeoutException:
+                status, error = 504, "model did not answer in time"
+            except httpx.HTTPError as exc:
+                error = f"model unreachable: {type(exc).__name__}"
+            latency = (time.perf_counter() - started) * 1000.0
+            cases = request.headers.get(CASE_HEADER) if origin == "evaluation" else None
+            self._sink(TrafficRecord(
+                trial_id=self.trial_id, request_id=uuid.uuid4().hex, timestamp=received, latency_ms=latency,
+                status=status, path=target, origin=origin, case_ids=cases.split(",") if cases else None,
+                request=_captured(body, self._capture), response=_captured(payload, self._capture), error=error,
+            ))
+            if error is not None:
+                payload = json.dumps({"error": error}).encode()
+            return Response(payload, status, media_type="application/json")
+
+        return app
+
+    def start(self) -> str:
+        """Start serving; return the base URL (an ephemeral port on the configured host)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host, 0))
+        except OSError as exc:
+            raise GatewayError(f"trial {self.trial_id}: cannot bind gateway on {self._host}: {exc}") from exc
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app(), log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])),  # type: ignore[union-attr]
+            name=f"gateway-{self.trial_id}", daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise GatewayError(f"trial {self.trial_id}: gateway did not start")
+            time.sleep(0.01)
+        self.url = f"http://{self._host}:{port}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None

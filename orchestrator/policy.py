@@ -1,0 +1,290 @@
+"""Load jurisdiction policy profiles and assess a trial's evidence against them.
+
+Profiles live as YAML in the repository's ``policies/`` folder: ``asean-core`` holds the
+harmonised core and each country profile ``extends`` it, adding criteria or tightening
+inherited ones through ``overrides`` (never loosening them: the point of a shared core is
+that every participating regulator can rely on it). The digest covers every file of the
+chain, so a report names exactly which documents produced its verdicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from orchestrator.errors import PolicyError
+from orchestrator.policy_models import (
+    Criterion,
+    CriterionOverride,
+    PolicyProfile,
+    ProfileDocument,
+    format_threshold,
+)
+from orchestrator.records import CriterionOutcome, JurisdictionAssessment, Outcome, Verdict
+
+__all__ = [
+    "Criterion",
+    "CriterionOverride",
+    "PolicyProfile",
+    "ProfileDocument",
+    "assess",
+    "assess_all",
+    "default_policies_dir",
+    "list_profiles",
+    "load_profile",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_BOUND_SUFFIXES = {"_ci_low": 0, "_ci_high": 1}
+
+
+def default_policies_dir() -> Path:
+    """The repository's ``policies/`` folder, found relative to this package."""
+    return Path(__file__).resolve().parents[1] / "policies"
+
+
+def _location(loc: tuple[int | str, ...], raw: Any) -> str:
+    """A field path such as ``criteria[2] (id 'perf-auroc').threshold``."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, dict) and "id" in node:
+                parts[-1] += f" (id {node['id']!r})"
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(document)"
+
+
+def _read(path: Path) -> tuple[bytes, ProfileDocument]:
+    try:
+        raw_bytes = path.read_bytes()
+        raw = yaml.safe_load(raw_bytes)
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{path}: cannot read profile: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: a profile must be a YAML mapping")
+    try:
+        doc = ProfileDocument.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_location(err['loc'], raw)}: {err['msg']}" for err in exc.errors()]
+        raise PolicyError(f"{path}: " + "; ".join(problems)) from exc
+    if doc.id != path.stem:
+        raise PolicyError(f"{path}: id {doc.id!r} must equal the file name {path.stem!r}")
+    for i, c in enumerate(doc.criteria):
+        if c.inherited_from is not None:
+            raise PolicyError(f"{path}: criteria[{i}] (id {c.id!r}).inherited_from is set by the loader")
+    return raw_bytes, doc
+
+
+def _tighten(base: Criterion, override: CriterionOverride, path: Path) -> Criterion:
+    where = f"{path}: overrides (id {override.id!r})"
+    if base.severity == "blocking" and override.severity == "advisory":
+        raise PolicyError(f"{where}: severity blocking -> advisory would loosen an inherited criterion")
+    new_t = base.threshold if override.threshold is None else override.threshold
+    old_t = base.threshold
+    if isinstance(old_t, tuple) and isinstance(new_t, tuple):
+        looser = new_t[0] < old_t[0] or new_t[1] > old_t[1]
+    elif isinstance(old_t, tuple) or isinstance(new_t, tuple):
+        raise PolicyError(f"{where}.threshold: must have the same shape as {format_threshold(old_t)}")
+    else:
+        looser = new_t < old_t if base.comparator in (">=", ">") else new_t > old_t
+    if looser:
+        raise PolicyError(
+            f"{where}.threshold: {format_threshold(new_t)} is looser than inherited "
+            f"{base.describe()}; overrides may only tighten"
+        )
+    return base.model_copy(
+        update={
+            "threshold": new_t,
+            "severity": override.severity or base.severity,
+            "provenance": override.provenance or base.provenance,
+            "reference": override.reference,
+            "description": override.description or base.description,
+        }
+    )
+
+
+def _resolve(path: Path, seen: tuple[str, ...]) -> tuple[list[bytes], PolicyProfile]:
+    raw_bytes, doc = _read(path)
+    if doc.id in seen:
+        raise PolicyError(f"{path}: extends cycle: {' -> '.join((*seen, doc.id))}")
+    chain_bytes: list[bytes] = []
+    inherited: list[Criterion] = []
+    notes: list[str] = []
+    chain: tuple[str, ...] = (doc.id,)
+    if doc.extends is not None:
+        parent_path = path.parent / f"{doc.extends}.yaml"
+        if not parent_path.is_file():
+            raise PolicyError(f"{path}: extends: no profile {doc.extends!r} at {parent_path}")
+        chain_bytes, parent = _resolve(parent_path, (*seen, doc.id))
+        inherited = [
+            c.model_copy(update={"inherited_from": c.inherited_from or parent.id}) for c in parent.criteria
+        ]
+        notes = list(parent.notes)
+        chain = (doc.id, *parent.chain)
+    by_id = {c.id: c for c in inherited}
+    for override in doc.overrides:
+        if override.id not in by_id:
+            raise PolicyError(f"{path}: overrides (id {override.id!r}): no such inherited criterion")
+        by_id[override.id] = _tighten(by_id[override.id], override, path)
+    for i, c in enumerate(doc.criteria):
+        if c.id in by_id:
+            raise PolicyError(
+                f"{path}: criteria[{i}] (id {c.id!r}): already inherited; use overrides to tighten it"
+            )
+    criteria = [*by_id.values(), *doc.criteria]
+    if not criteria:
+        raise PolicyError(f"{path}: criteria: the resolved profile has no criterion")
+    chain_bytes = [*chain_bytes, raw_bytes]
+    digest = hashlib.sha256(b"".join(chain_bytes)).hexdigest()
+    profile = PolicyProfile(
+        **doc.model_dump(exclude={"criteria", "notes"}),
+        criteria=criteria,
+        notes=[*notes, *doc.notes],
+        digest=digest,
+        chain=chain,
+        source=str(path),
+    )
+    return chain_bytes, profile
+
+
+def _find(code_or_id: str, policies_dir: Path) -> Path:
+    if not _NAME.match(code_or_id):
+        raise PolicyError(f"not a profile id or jurisdiction code: {code_or_id!r}")
+    direct = policies_dir / f"{code_or_id.lower()}.yaml"
+    if direct.is_file():
+        return direct
+    known = []
+    for path in sorted(policies_dir.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_bytes())
+        except (OSError, yaml.YAMLError):
+            continue  # reported properly if and when that file itself is loaded
+        if isinstance(raw, dict):
+            known.append(f"{raw.get('id')} ({raw.get('jurisdiction')})")
+            if raw.get("id") == code_or_id or str(raw.get("jurisdiction", "")).upper() == code_or_id.upper():
+                return path
+    raise PolicyError(
+        f"no policy profile {code_or_id!r} in {policies_dir}; known: {', '.join(known) or 'none'}"
+    )
+
+
+def load_profile(code_or_id: str, policies_dir: Path | None = None) -> PolicyProfile:
+    """The resolved profile for a jurisdiction code (``SG``) or profile id (``asean-core``).
+
+    Raises :class:`PolicyError` naming the file and field path when a document in the chain is
+    malformed, when ``extends`` forms a cycle, or when an override loosens a criterion.
+    """
+    directory = policies_dir or default_policies_dir()
+    return _resolve(_find(code_or_id, directory), ())[1]
+
+
+def list_profiles(policies_dir: Path | None = None) -> list[PolicyProfile]:
+    """Every profile in the folder, resolved, in file-name order."""
+    directory = policies_dir or default_policies_dir()
+    return [_resolve(path, ())[1] for path in sorted(directory.glob("*.yaml"))]
+
+
+def _evidence(
+    values: Mapping[str, float | None], intervals: Mapping[str, tuple[float, float]]
+) -> dict[str, float | None]:
+    # CI bounds become metrics of their own (perf/auroc_ci_low); an explicit value wins.
+    evidence: dict[str, float | None] = {}
+    for key, bounds in intervals.items():
+        for suffix, i in _BOUND_SUFFIXES.items():
+            evidence[f"{key}{suffix}"] = float(bounds[i])
+    evidence.update(values)
+    return {k: None if v is None or math.isnan(v) else float(v) for k, v in evidence.items()}
+
+
+def _outcome(
+    c: Criterion, evidence: Mapping[str, float | None], intervals: Mapping[str, tuple[float, float]]
+) -> CriterionOutcome:
+    observed = evidence.get(c.metric)
+    result: Outcome = (
+        "insufficient evidence" if observed is None else ("pass" if c.holds(observed) else "fail")
+    )
+    interval = intervals.get(c.metric)
+    return CriterionOutcome(
+        criterion_id=c.id,
+        metric=c.metric,
+        comparator=c.comparator,
+        threshold=c.threshold,
+        severity=c.severity,
+        provenance=c.provenance,
+        reference=c.reference,
+        observed=observed,
+        interval=(float(interval[0]), float(interval[1])) if interval is not None else None,
+        outcome=result,
+        inherited_from=c.inherited_from,
+    )
+
+
+def _phrase(kind: str, outcomes: list[CriterionOutcome], by_id: Mapping[str, Criterion]) -> str:
+    noun = "criterion" if len(outcomes) == 1 else "criteria"
+    items = [f"{by_id[o.criterion_id].describe()} not met (observed {o.observed:.4g})" for o in outcomes]
+    return f"{kind} {noun} {'; '.join(items)}"
+
+
+def _verdict(outcomes: list[CriterionOutcome], profile: PolicyProfile) -> tuple[Verdict, str]:
+    by_id = {c.id: c for c in profile.criteria}
+    blocking = [o for o in outcomes if o.outcome == "fail" and o.severity == "blocking"]
+    if blocking:
+        return "fail", "fail: " + _phrase("blocking", blocking, by_id)
+    advisory = [o for o in outcomes if o.outcome == "fail"]
+    missing = [o for o in outcomes if o.outcome == "insufficient evidence"]
+    if advisory or missing:
+        parts = []
+        if advisory:
+            parts.append(_phrase("advisory", advisory, by_id))
+        if missing:
+            names = ", ".join(by_id[o.criterion_id].describe() for o in missing)
+            parts.append(f"insufficient evidence for {names}")
+        return "conditional", "conditional: " + "; ".join(parts)
+    return "pass", f"pass: all {len(outcomes)} criteria met"
+
+
+def assess(
+    profile: PolicyProfile,
+    values: Mapping[str, float | None],
+    intervals: Mapping[str, tuple[float, float]],
+) -> JurisdictionAssessment:
+    """Apply every criterion of ``profile`` to the observed values and give the verdict.
+
+    A metric that is absent or None is "insufficient evidence", never a pass. Any blocking
+    failure fails the trial; otherwise an advisory failure or missing evidence makes it
+    conditional; otherwise it passes.
+    """
+    evidence = _evidence(values, intervals)
+    outcomes = [_outcome(c, evidence, intervals) for c in profile.criteria]
+    verdict, rule = _verdict(outcomes, profile)
+    return JurisdictionAssessment(
+        jurisdiction=profile.jurisdiction,
+        profile_id=profile.id,
+        profile_version=profile.version,
+        profile_digest=profile.digest,
+        verdict=verdict,
+        rule=rule,
+        criteria=outcomes,
+    )
+
+
+def assess_all(
+    codes: Iterable[str],
+    values: Mapping[str, float | None],
+    intervals: Mapping[str, tuple[float, float]],
+    policies_dir: Path | None = None,
+) -> dict[str, JurisdictionAssessment]:
+    """One assessment per jurisdiction code (keys as given), all over the same evidence."""
+    return {code: assess(load_profile(code, policies_dir), values, intervals) for code in codes}

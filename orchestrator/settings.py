@@ -1,0 +1,101 @@
+"""One settings object for the whole platform (environment prefix ``REGSANDBOX_``).
+
+Everything lives under the home directory unless told otherwise, so a trial on a laptop
+needs no service: the platform database, the MLflow store and artefacts, reports and
+signing keys. Pointing ``MLFLOW_TRACKING_URI`` / ``PREFECT_API_URL`` at servers switches to
+the distributed setup without code changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BackendName = Literal["docker", "process", "kubernetes"]
+
+
+class Settings(BaseSettings):
+    """Platform configuration; every field can be set as ``REGSANDBOX_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="REGSANDBOX_", frozen=True, extra="ignore")
+
+    home: Path = Field(
+        default=Path(".regsandbox"),
+        description="Directory holding every local store: MLflow, reports, keys, trial work dirs.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI. Defaults to MLFLOW_TRACKING_URI, else a SQLite store under home.",
+    )
+    backend: BackendName = Field(default="docker", description="Isolation backend for sandboxes.")
+    base_image: str = Field(
+        default="regsandbox/base:bookworm",
+        description=(
+            "Base image for sandbox templates. The default is built locally and offline by "
+            "scripts/build-base-image.sh; where a registry is reachable, python:3.11-slim works too."
+        ),
+    )
+    docker_host: str | None = Field(default=None, description="Docker engine address (else DOCKER_HOST).")
+    gateway_host: str = Field(default="127.0.0.1", description="Address the developer gateway binds to.")
+    health_timeout_s: float = Field(default=60.0, gt=0, description="How long a sandbox may take to be healthy.")
+    sandbox_user: str = Field(default="10001:10001", description="uid:gid the model server runs as.")
+    tmpfs_size_mb: int = Field(default=64, gt=0, description="Size of the sandbox's writable, noexec /tmp.")
+    pids_limit: int = Field(default=256, gt=0, description="Maximum processes/threads inside a sandbox.")
+    fail_at: str | None = Field(
+        default=None,
+        description=(
+            "Fault drill: name of a trial step (provision, deploy, run_workload ...) at which the "
+            "trial fails on purpose, to exercise teardown and failure reporting."
+        ),
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Absolute so that MLflow URIs, bind mounts and subprocesses agree whatever their cwd.
+        return value.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where experiments created by the platform keep their artefacts (local store only)."""
+        return self.home / "mlartifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.home / "trials"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.home / "build"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.artifacts_dir, self.reports_dir, self.trials_dir, self.keys_dir, self.build_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,171 @@
+"""The trial spec: what a sponsor asks the sandbox to run, and under which rules.
+
+Loaded from YAML, frozen, unknown keys rejected; every field carries a description because
+the same model is the Prefect UI form, the JSON Schema and the reference documentation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import SpecError
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+JurisdictionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSpec(_Spec):
+    uri: str = Field(
+        description="Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory.",
+        min_length=1,
+    )
+    template: str = Field(default="mlflow-pyfunc", description="Sandbox template that serves the model.")
+
+
+class SyntheticData(_Spec):
+    generator: Literal["sea-population"] = Field(
+        default="sea-population", description="Synthetic population generator."
+    )
+    rows: int = Field(default=5000, ge=100, le=2_000_000, description="Number of synthetic cases.")
+    seed: int = Field(default=7, ge=0, description="Random seed; the same seed gives the same data.")
+    countries: dict[JurisdictionCode, float] = Field(
+        default_factory=lambda: {c: 1.0 for c in ("SG", "MY", "TH", "ID", "PH", "VN")},
+        description="Country code -> relative weight of its share of the cases.",
+    )
+
+    @field_validator("countries")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one country is needed")
+        bad = [code for code, weight in value.items() if weight <= 0]
+        if bad:
+            raise ValueError(f"weights must be positive (got {', '.join(bad)})")
+        return value
+
+
+class ApprovedData(_Spec):
+    path: Path = Field(description="CSV or Parquet file approved for use in the sandbox.")
+    sha256: Sha256 = Field(description="SHA-256 of the file; the trial stops if it does not match.")
+    approval_ref: str = Field(min_length=1, description="Reference of the approval (ethics board, DPA ...).")
+
+
+class DataSpec(_Spec):
+    source: Literal["synthetic", "approved"] = Field(description="Where the trial's data comes from.")
+    synthetic: SyntheticData | None = Field(default=None, description="Generator settings (source: synthetic).")
+    approved: ApprovedData | None = Field(default=None, description="Approved dataset (source: approved).")
+    label: str = Field(default="diabetes", min_length=1, description="Column holding the ground-truth label.")
+    sensitive_attributes: list[str] = Field(
+        default_factory=lambda: ["sex", "age_band", "ethnicity", "country"],
+        description="Columns by which subgroup performance is measured.",
+    )
+    expectations: str = Field(default="clinical-tabular", description="Data-contract suite the data must meet.")
+
+    @model_validator(mode="after")
+    def _source_matches_section(self) -> DataSpec:
+        if self.source == "synthetic" and self.approved is not None:
+            raise ValueError("source is synthetic but an 'approved' section is given")
+        if self.source == "approved" and self.approved is None:
+            raise ValueError("source is approved but the 'approved' section is missing")
+        return self
+
+    @property
+    def synthetic_or_default(self) -> SyntheticData:
+        return self.synthetic or SyntheticData()
+
+
+class Resources(_Spec):
+    cpus: float = Field(default=1.0, gt=0, le=16, description="CPU cores the sandbox may use.")
+    memory_mb: int = Field(default=1024, ge=128, le=65536, description="Memory limit of the sandbox, in MiB.")
+    timeout_s: int = Field(default=900, ge=30, le=86400, description="Wall-clock limit of the whole trial.")
+
+
+class WorkloadSpec(_Spec):
+    batch_size: int = Field(default=50, ge=1, le=10_000, description="Cases per evaluation request.")
+    concurrency: int = Field(default=4, ge=1, le=64, description="Evaluation requests in flight at once.")
+    min_group_size: int = Field(
+        default=100, ge=1, description="Subgroups smaller than this are 'insufficient evidence', never a pass."
+    )
+    developer_window_s: float = Field(
+        default=0.0, ge=0, le=86400,
+        description="Seconds the endpoint stays open for developer traffic after the evaluation workload.",
+    )
+
+
+class TrialSpec(_Spec):
+    """A sandbox trial: one candidate model, one dataset, several jurisdictions' profiles."""
+
+    name: Slug = Field(description="Short slug naming the trial, e.g. diabetes-risk-screening.")
+    sponsor: Slug = Field(description="Slug of the sponsoring organisation.")
+    intended_use: str = Field(min_length=10, description="Intended use statement, as the sponsor would label it.")
+    risk_class: Literal["A", "B", "C", "D"] = Field(description="ASEAN AMDD risk class claimed by the sponsor.")
+    model: ModelSpec = Field(description="The candidate model.")
+    data: DataSpec = Field(description="The trial data and how it is assessed.")
+    jurisdictions: list[JurisdictionCode] = Field(
+        min_length=1, description="Jurisdictions whose policy profiles assess the trial."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Sandbox resource limits.")
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec, description="Evaluation workload settings.")
+
+    @field_validator("jurisdictions")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("jurisdictions must not repeat")
+        return value
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def problems_of(error: ValidationError) -> list[str]:
+    """One line per problem, each starting with the dotted field path."""
+    lines = []
+    for item in error.errors():
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"{_field_path(item['loc'])}: {message}")
+    return lines
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> TrialSpec:
+    if not isinstance(data, dict):
+        raise SpecError(source, ["<root>: a trial spec must be a mapping of fields"])
+    try:
+        return TrialSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, problems_of(exc)) from exc
+
+
+def load_spec(path: str | Path) -> TrialSpec:
+    """Read and validate a YAML trial spec; raise SpecError naming every bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(str(path), [f"<file>: cannot read ({exc.strerror})"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        raise SpecError(str(path), [f"<yaml>: not valid YAML ({where})"]) from exc
+    return parse_spec(data, str(path))
+
+
+def spec_json_schema() -> str:
+    return json.dumps(TrialSpec.model_json_schema(), indent=2, sort_keys=True)

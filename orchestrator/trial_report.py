@@ -1,0 +1,151 @@
+"""Assemble a trial's exit report from its context, on every path (completed or failed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.policy import load_profile
+from orchestrator.reports import (
+    DataSection,
+    EndpointSection,
+    ErrorSection,
+    ExitReport,
+    IsolationControl,
+    IsolationSection,
+    MakeupRow,
+    MetricsSection,
+    MlflowSection,
+    ModelSection,
+    OperationsSection,
+    ReportPaths,
+    ReproducibilitySection,
+    TeardownSection,
+    TrialSection,
+    write_report,
+)
+from orchestrator.steps import versions
+from orchestrator.trial import TrialContext
+from orchestrator.records import utcnow
+
+ISOLATION_NOTES = {
+    "docker": [
+        "Controls are read back from the Docker engine after the model server started, not taken from the request.",
+        "Docker's embedded DNS resolver stays reachable inside the sandbox network.",
+    ],
+}
+
+
+def _makeup(ctx: TrialContext) -> list[MakeupRow]:
+    if ctx.data is None:
+        return []
+    rows = []
+    total = len(ctx.data)
+    for attribute in ctx.spec.data.sensitive_attributes:
+        counts = ctx.data[attribute].astype(str).value_counts().sort_index()
+        rows += [MakeupRow(attribute=attribute, group=str(g), n=int(n), share=float(n) / total) for g, n in counts.items()]
+    return rows
+
+
+def _seeds(ctx: TrialContext) -> dict[str, int]:
+    seeds = {}
+    if ctx.spec.data.source == "synthetic":
+        seeds["data"] = ctx.spec.data.synthetic_or_default.seed
+    return seeds
+
+
+def _digests(ctx: TrialContext) -> dict[str, str]:
+    digests: dict[str, str] = {}
+    if ctx.model:
+        digests["model"] = f"sha256:{ctx.model.digest}"
+    if ctx.data_digest:
+        digests["data"] = f"sha256:{ctx.data_digest}"
+    if ctx.endpoint and ctx.endpoint.image_digest:
+        digests["image"] = ctx.endpoint.image_digest
+    for assessment in ctx.assessments.values():
+        digests[f"profile:{assessment.profile_id}@{assessment.profile_version}"] = assessment.profile_digest
+    if not ctx.assessments:
+        for code in ctx.spec.jurisdictions:
+            try:
+                profile = load_profile(code)
+            except Exception:  # noqa: S112 - a broken profile is reported as the trial's error already
+                continue
+            digests[f"profile:{profile.id}@{profile.version}"] = profile.digest
+    return digests
+
+
+def build_report(ctx: TrialContext) -> ExitReport:
+    spec = ctx.spec
+    synth = spec.data.synthetic_or_default if spec.data.source == "synthetic" else None
+    data = None
+    if ctx.data is not None and ctx.data_digest:
+        data = DataSection(
+            source=spec.data.source, generator=synth.generator if synth else None, rows=len(ctx.data),
+            seed=synth.seed if synth else None, digest=ctx.data_digest, label=spec.data.label,
+            sensitive_attributes=spec.data.sensitive_attributes, makeup=_makeup(ctx),
+            approval_ref=spec.data.approved.approval_ref if spec.data.approved else None,
+        )
+    model = None
+    if ctx.model:
+        model = ModelSection(
+            uri=ctx.model.uri, resolved=ctx.model.resolved, digest=ctx.model.digest, template=spec.model.template,
+            image=ctx.endpoint.image if ctx.endpoint else None,
+            image_digest=ctx.endpoint.image_digest if ctx.endpoint else None, flavors=ctx.model.flavors,
+        )
+    isolation = None
+    if ctx.sandbox is not None and ctx.backend is not None:
+        controls = [IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in ctx.controls]
+        isolation = IsolationSection(
+            backend=ctx.backend.name, level=ctx.backend.isolation_level, controls=controls,
+            verified=bool(controls) and all(c.applied for c in controls),
+            notes=ISOLATION_NOTES.get(ctx.backend.name, []),
+        )
+    counts: dict[str, int] = ctx.sink.counts if ctx.sink else {}
+    teardown_detail: dict[str, Any] = {}
+    if ctx.teardown_result:
+        teardown_detail = {"removed": ctx.teardown_result.removed, "remaining": ctx.teardown_result.remaining}
+    return ExitReport(
+        trial_id=ctx.trial_id,
+        status="failed" if ctx.error else "completed",
+        started_at=ctx.started_at,
+        finished_at=ctx.finished_at or utcnow(),
+        trial=TrialSection(
+            name=spec.name, sponsor=spec.sponsor, intended_use=spec.intended_use, risk_class=spec.risk_class,
+            jurisdictions=list(spec.jurisdictions), spec=spec.model_dump(mode="json"),
+        ),
+        model=model,
+        data=data,
+        isolation=isolation,
+        endpoint=EndpointSection(url=ctx.gateway.url, token_hint=(ctx.developer_token or "")[-4:] or None)
+        if ctx.gateway and ctx.gateway.url else None,
+        metrics=MetricsSection(values=ctx.values, intervals=ctx.intervals) if ctx.values else None,
+        monitors=ctx.results,
+        assessments=list(ctx.assessments.values()),
+        verdicts=ctx.verdicts,
+        operations=OperationsSection(
+            requests=counts.get("developer", 0) + counts.get("evaluation", 0), errors=counts.get("errors", 0),
+            developer_requests=counts.get("developer", 0),
+        ) if counts else None,
+        mlflow=MlflowSection(tracking_uri=ctx.settings.tracking_uri, experiment_id=ctx.experiment_id,
+                             run_id=ctx.run_id) if ctx.run_id and ctx.experiment_id else None,
+        teardown=TeardownSection(verified=bool(ctx.teardown_result and ctx.teardown_result.verified),
+                                 detail=teardown_detail),
+        events=ctx.events,
+        error=ErrorSection(**ctx.error) if ctx.error else None,
+        reproducibility=ReproducibilitySection(versions=versions(), seeds=_seeds(ctx), digests=_digests(ctx)),
+    )
+
+
+def report(ctx: TrialContext) -> ReportPaths:
+    """Write, sign and (when there is a run) attach the exit report to the MLflow run."""
+    ctx.finished_at = ctx.finished_at or utcnow()
+    paths = write_report(build_report(ctx), ctx.settings.reports_dir / ctx.trial_id, ctx.settings.keys_dir)
+    ctx.report = paths
+    if ctx.client and ctx.run_id:
+        for path in (paths.json_, paths.html, paths.signature):
+            if path:
+                ctx.client.log_artifact(ctx.run_id, path, artifact_path="exit-report")
+        traffic = ctx.workdir / "traffic.jsonl"
+        if traffic.is_file():
+            ctx.client.log_artifact(ctx.run_id, str(traffic), artifact_path="traffic")
+    ctx.log(f"report written: {paths.html}")
+    return paths
