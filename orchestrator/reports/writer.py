@@ -1,0 +1,103 @@
+"""Write a signed exit report to disk: ``report.json``, ``report.json.sig`` and ``report.html``.
+
+Every file is written to a temporary name and renamed into place, and the signature is
+renamed last, so a reader never sees a half-written file and a report without its signature
+is recognisably unfinished. Signed reports are immutable: writing different content over
+one raises unless the caller explicitly asks to replace it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.reports.html import render_html
+from orchestrator.reports.model import ExitReport, ReportIntegrityError, canonical_json, parse_report
+from orchestrator.reports.signing import encode_signature, export_public_key, public_key_fingerprint, sign
+
+JSON_NAME = "report.json"
+SIGNATURE_NAME = "report.json.sig"
+HTML_NAME = "report.html"
+
+
+class ReportPaths(BaseModel):
+    """Where the files of one written report are (``json`` is spelled ``json_`` in Python)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    json_: str = Field(alias="json", description="Canonical report JSON (the signed bytes).")
+    html: str = Field(description="Standalone HTML rendering.")
+    pdf: str | None = Field(default=None, description="PDF rendering, when one was produced.")
+    signature: str = Field(description="Base64 Ed25519 signature of the JSON file.")
+    public_key: str = Field(description="Issuer public key (PEM) that verifies the signature.")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # reports are published documents; mkstemp's 0600 would hide them
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def signable_bytes(report: ExitReport) -> bytes:
+    """Canonical bytes, checked to load back into the same report and the same bytes.
+
+    Signing bytes that do not survive their own round trip would produce a report that no
+    verifier can confirm, so that is caught here, before anything is written.
+    """
+    data = canonical_json(report)
+    try:
+        again = canonical_json(parse_report(data))
+    except ReportIntegrityError as exc:
+        raise ReportIntegrityError(
+            f"trial {report.trial_id}: canonical form does not load back: {exc}"
+        ) from exc
+    if again != data:
+        raise ReportIntegrityError(
+            f"trial {report.trial_id}: canonical form is not stable across a round trip"
+        )
+    return data
+
+
+def write_report(
+    report: ExitReport, out_dir: Path, keys_dir: Path, *, overwrite: bool = False
+) -> ReportPaths:
+    """Write and sign ``report`` in ``out_dir``; idempotent for identical content."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, sig_path, html_path = out_dir / JSON_NAME, out_dir / SIGNATURE_NAME, out_dir / HTML_NAME
+    data = signable_bytes(report)
+    if json_path.exists() and not overwrite and json_path.read_bytes() != data:
+        raise ReportIntegrityError(
+            f"trial {report.trial_id}: {json_path} already holds a different report; reports are immutable"
+        )
+    # Ed25519 is deterministic, so rewriting identical content yields the identical signature.
+    signature = encode_signature(sign(data, keys_dir))
+    html = render_html(
+        report,
+        report_sha256=hashlib.sha256(data).hexdigest(),
+        key_fingerprint=public_key_fingerprint(keys_dir),
+    )
+    _atomic_write(html_path, html.encode("utf-8"))
+    _atomic_write(json_path, data)
+    _atomic_write(sig_path, signature)
+    return ReportPaths(
+        json_=str(json_path),
+        html=str(html_path),
+        pdf=None,
+        signature=str(sig_path),
+        public_key=str(export_public_key(keys_dir)),
+    )
