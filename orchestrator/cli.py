@@ -176,7 +176,7 @@ def reap(
     typer.echo(f"{len(results)} orphaned sandbox(es) removed")
 
 
-def main() -> None:
+def main() -> None:  # the console script
     try:
         app()
     except RegSandboxError as exc:
