@@ -38,8 +38,13 @@ teardown = _task(steps.teardown, "teardown")
 report = _task(write_exit_report, "report")
 
 PIPELINE = [
-    ("admit", admit), ("prepare_data", prepare_data), ("provision", provision), ("deploy", deploy),
-    ("run_workload", run_workload), ("monitor", monitor), ("assess", assess),
+    ("admit", admit),
+    ("prepare_data", prepare_data),
+    ("provision", provision),
+    ("deploy", deploy),
+    ("run_workload", run_workload),
+    ("monitor", monitor),
+    ("assess", assess),
 ]
 
 
@@ -53,8 +58,10 @@ def teardown_by_label(flow: Any, flow_run: Any, state: Any) -> None:
         return
     trial_id = trial_id_for(name, str(flow_run.id))
     result = get_backend(settings=get_settings()).teardown(trial_id)
-    print(f"[{trial_id}] hook teardown after {state.type.value}: removed {len(result.removed)}, "
-          f"verified={result.verified}")
+    print(
+        f"[{trial_id}] hook teardown after {state.type.value}: removed {len(result.removed)}, "
+        f"verified={result.verified}"
+    )
 
 
 @flow(
@@ -73,7 +80,8 @@ def sandbox_trial(spec: TrialSpec) -> dict[str, Any]:
     ctx.enter("submitted", flow_run_id=str(current_run.get_id()))
     step = "admit"
     try:
-        for step, run_step in PIPELINE:
+        for name, run_step in PIPELINE:
+            step = name
             run_step(ctx)
     except Exception as exc:
         ctx.fail(step, exc)

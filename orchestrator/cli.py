@@ -6,7 +6,6 @@ so ``--help`` and ``trial validate`` answer instantly.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -77,7 +76,9 @@ def trial_run(
     backend: Annotated[
         str | None, typer.Option(help="Isolation backend: docker, process or kubernetes (default: settings).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as one JSON object, last on stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as one JSON object, last on stdout.")
+    ] = False,
 ) -> None:
     """Run one whole trial: admit, provision, deploy, evaluate, assess, report, tear down."""
     from orchestrator.spec import load_spec
@@ -125,7 +126,9 @@ def _print_outcome(outcome: object) -> None:
 def report_verify(
     report: Annotated[Path, typer.Argument(help="report.json of a trial.")],
     signature: Annotated[Path | None, typer.Option(help="Signature file (default: REPORT.sig).")] = None,
-    public_key: Annotated[Path | None, typer.Option(help="Issuer's public key (default: the local key).")] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="Issuer's public key (default: the local key).")
+    ] = None,
 ) -> None:
     """Exit 0 when the report is intact and signed by the key, 1 when it is not."""
     from orchestrator.reports import verification_problem
@@ -146,8 +149,10 @@ def policy_list() -> None:
     from orchestrator.policy import list_profiles
 
     for profile in list_profiles():
-        typer.echo(f"{profile.jurisdiction:<6} {profile.id:<14} v{profile.version:<8} "
-                   f"{len(profile.criteria):>3} criteria  {profile.name}")
+        typer.echo(
+            f"{profile.jurisdiction:<6} {profile.id:<14} v{profile.version:<8} "
+            f"{len(profile.criteria):>3} criteria  {profile.name}"
+        )
 
 
 @policy_app.command("show")
@@ -163,7 +168,9 @@ def policy_show(code: Annotated[str, typer.Argument(help="Jurisdiction code or p
 
 @app.command("reap")
 def reap(
-    everything: Annotated[bool, typer.Option("--all", help="Remove every platform sandbox, running or not.")] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Remove every platform sandbox, running or not.")
+    ] = False,
     backend: Annotated[str | None, typer.Option(help="Backend to sweep (default: settings).")] = None,
 ) -> None:
     """Remove sandboxes whose trial is no longer running; never touches anything else."""
@@ -171,8 +178,10 @@ def reap(
 
     results = get_backend(backend).reap(everything=everything)
     for result in results:
-        typer.echo(f"{result.trial_id}: removed {len(result.removed)} object(s)"
-                   + ("" if result.verified else f", {len(result.remaining)} remain"))
+        typer.echo(
+            f"{result.trial_id}: removed {len(result.removed)} object(s)"
+            + ("" if result.verified else f", {len(result.remaining)} remain")
+        )
     typer.echo(f"{len(results)} orphaned sandbox(es) removed")
 
 

@@ -87,7 +87,9 @@ class Gateway:
         return None
 
     def _app(self) -> FastAPI:
-        app = FastAPI(title=f"regsandbox gateway {self.trial_id}", docs_url=None, redoc_url=None, openapi_url=None)
+        app = FastAPI(
+            title=f"regsandbox gateway {self.trial_id}", docs_url=None, redoc_url=None, openapi_url=None
+        )
         client: dict[str, httpx.AsyncClient] = {}
 
         @app.api_route("/{path:path}", methods=["GET", "POST"])
@@ -97,7 +99,9 @@ class Gateway:
                 return Response('{"error": "missing or invalid token"}', 401, media_type="application/json")
             target = "/" + path
             if target not in self.paths:
-                return Response('{"error": "path not served by this sandbox"}', 404, media_type="application/json")
+                return Response(
+                    '{"error": "path not served by this sandbox"}', 404, media_type="application/json"
+                )
             body = await request.body()
             if "http" not in client:
                 client["http"] = httpx.AsyncClient(timeout=self._timeout)
@@ -106,7 +110,9 @@ class Gateway:
             status, payload, error = 502, b"", None
             try:
                 upstream = await client["http"].request(
-                    request.method, self.upstream + target, content=body,
+                    request.method,
+                    self.upstream + target,
+                    content=body,
                     headers={"content-type": request.headers.get("content-type", "application/json")},
                 )
                 status, payload = upstream.status_code, upstream.content
@@ -116,11 +122,21 @@ class Gateway:
                 error = f"model unreachable: {type(exc).__name__}"
             latency = (time.perf_counter() - started) * 1000.0
             cases = request.headers.get(CASE_HEADER) if origin == "evaluation" else None
-            self._sink(TrafficRecord(
-                trial_id=self.trial_id, request_id=uuid.uuid4().hex, timestamp=received, latency_ms=latency,
-                status=status, path=target, origin=origin, case_ids=cases.split(",") if cases else None,
-                request=_captured(body, self._capture), response=_captured(payload, self._capture), error=error,
-            ))
+            self._sink(
+                TrafficRecord(
+                    trial_id=self.trial_id,
+                    request_id=uuid.uuid4().hex,
+                    timestamp=received,
+                    latency_ms=latency,
+                    status=status,
+                    path=target,
+                    origin=origin,
+                    case_ids=cases.split(",") if cases else None,
+                    request=_captured(body, self._capture),
+                    response=_captured(payload, self._capture),
+                    error=error,
+                )
+            )
             if error is not None:
                 payload = json.dumps({"error": error}).encode()
             return Response(payload, status, media_type="application/json")
@@ -140,7 +156,8 @@ class Gateway:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[sock])),  # type: ignore[union-attr]
-            name=f"gateway-{self.trial_id}", daemon=True,
+            name=f"gateway-{self.trial_id}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + 10

@@ -90,6 +90,10 @@ def fetch_model(uri: str, dest: Path, settings: Settings) -> ModelArtifact:
 
         columns = [col["name"] for col in json.loads(inputs) if "name" in col] or None
     return ModelArtifact(
-        uri=uri, resolved=resolved, path=path, digest=tree_digest(path),
-        flavors=sorted(meta.get("flavors", {})), input_columns=columns,
+        uri=uri,
+        resolved=resolved,
+        path=path,
+        digest=tree_digest(path),
+        flavors=sorted(meta.get("flavors", {})),
+        input_columns=columns,
     )

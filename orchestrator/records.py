@@ -48,7 +48,9 @@ class TrialEvent(_Record):
 
     trial_id: str
     at: dt.datetime = Field(default_factory=utcnow)
-    kind: str = Field(description="State entered (admitted, provisioned ...) or event name (error, teardown).")
+    kind: str = Field(
+        description="State entered (admitted, provisioned ...) or event name (error, teardown)."
+    )
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -16,11 +16,15 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
     """Run the ``sandbox-trial`` flow and return its outcome, whether it completed or failed."""
     from flows.sandbox_trial import sandbox_trial
 
-    state = sandbox_trial.with_options(timeout_seconds=spec.resources.timeout_s + 120)(spec, return_state=True)
+    state = sandbox_trial.with_options(timeout_seconds=spec.resources.timeout_s + 120)(
+        spec, return_state=True
+    )
     run_id = state.state_details.flow_run_id
     trial_id = trial_id_for(spec.name, str(run_id))
     path = get_settings().trials_dir / trial_id / "outcome.json"
     if path.is_file():
         return TrialOutcome.model_validate_json(path.read_text(encoding="utf-8"))
     # The flow died before it could write its outcome (crash, timeout): report what is known.
-    raise TrialFailedError(f"trial {trial_id} ended in state {state.type.value} without an outcome: {state.message}")
+    raise TrialFailedError(
+        f"trial {trial_id} ended in state {state.type.value} without an outcome: {state.message}"
+    )

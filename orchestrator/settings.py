@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     )
     docker_host: str | None = Field(default=None, description="Docker engine address (else DOCKER_HOST).")
     gateway_host: str = Field(default="127.0.0.1", description="Address the developer gateway binds to.")
-    health_timeout_s: float = Field(default=60.0, gt=0, description="How long a sandbox may take to be healthy.")
+    health_timeout_s: float = Field(
+        default=60.0, gt=0, description="How long a sandbox may take to be healthy."
+    )
     sandbox_user: str = Field(default="10001:10001", description="uid:gid the model server runs as.")
     tmpfs_size_mb: int = Field(default=64, gt=0, description="Size of the sandbox's writable, noexec /tmp.")
     pids_limit: int = Field(default=256, gt=0, description="Maximum processes/threads inside a sandbox.")
@@ -91,7 +93,14 @@ class Settings(BaseSettings):
         return self.home / "build"
 
     def ensure_dirs(self) -> None:
-        for path in (self.home, self.artifacts_dir, self.reports_dir, self.trials_dir, self.keys_dir, self.build_dir):
+        for path in (
+            self.home,
+            self.artifacts_dir,
+            self.reports_dir,
+            self.trials_dir,
+            self.keys_dir,
+            self.build_dir,
+        ):
             path.mkdir(parents=True, exist_ok=True)
 
 

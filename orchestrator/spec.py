@@ -26,7 +26,9 @@ class _Spec(BaseModel):
 
 class ModelSpec(_Spec):
     uri: str = Field(
-        description="Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory.",
+        description=(
+            "Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory."
+        ),
         min_length=1,
     )
     template: str = Field(default="mlflow-pyfunc", description="Sandbox template that serves the model.")
@@ -39,7 +41,7 @@ class SyntheticData(_Spec):
     rows: int = Field(default=5000, ge=100, le=2_000_000, description="Number of synthetic cases.")
     seed: int = Field(default=7, ge=0, description="Random seed; the same seed gives the same data.")
     countries: dict[JurisdictionCode, float] = Field(
-        default_factory=lambda: {c: 1.0 for c in ("SG", "MY", "TH", "ID", "PH", "VN")},
+        default_factory=lambda: dict.fromkeys(("SG", "MY", "TH", "ID", "PH", "VN"), 1.0),
         description="Country code -> relative weight of its share of the cases.",
     )
 
@@ -62,14 +64,18 @@ class ApprovedData(_Spec):
 
 class DataSpec(_Spec):
     source: Literal["synthetic", "approved"] = Field(description="Where the trial's data comes from.")
-    synthetic: SyntheticData | None = Field(default=None, description="Generator settings (source: synthetic).")
+    synthetic: SyntheticData | None = Field(
+        default=None, description="Generator settings (source: synthetic)."
+    )
     approved: ApprovedData | None = Field(default=None, description="Approved dataset (source: approved).")
     label: str = Field(default="diabetes", min_length=1, description="Column holding the ground-truth label.")
     sensitive_attributes: list[str] = Field(
         default_factory=lambda: ["sex", "age_band", "ethnicity", "country"],
         description="Columns by which subgroup performance is measured.",
     )
-    expectations: str = Field(default="clinical-tabular", description="Data-contract suite the data must meet.")
+    expectations: str = Field(
+        default="clinical-tabular", description="Data-contract suite the data must meet."
+    )
 
     @model_validator(mode="after")
     def _source_matches_section(self) -> DataSpec:
@@ -94,10 +100,14 @@ class WorkloadSpec(_Spec):
     batch_size: int = Field(default=50, ge=1, le=10_000, description="Cases per evaluation request.")
     concurrency: int = Field(default=4, ge=1, le=64, description="Evaluation requests in flight at once.")
     min_group_size: int = Field(
-        default=100, ge=1, description="Subgroups smaller than this are 'insufficient evidence', never a pass."
+        default=100,
+        ge=1,
+        description="Subgroups smaller than this are 'insufficient evidence', never a pass.",
     )
     developer_window_s: float = Field(
-        default=0.0, ge=0, le=86400,
+        default=0.0,
+        ge=0,
+        le=86400,
         description="Seconds the endpoint stays open for developer traffic after the evaluation workload.",
     )
 
@@ -107,8 +117,12 @@ class TrialSpec(_Spec):
 
     name: Slug = Field(description="Short slug naming the trial, e.g. diabetes-risk-screening.")
     sponsor: Slug = Field(description="Slug of the sponsoring organisation.")
-    intended_use: str = Field(min_length=10, description="Intended use statement, as the sponsor would label it.")
-    risk_class: Literal["A", "B", "C", "D"] = Field(description="ASEAN AMDD risk class claimed by the sponsor.")
+    intended_use: str = Field(
+        min_length=10, description="Intended use statement, as the sponsor would label it."
+    )
+    risk_class: Literal["A", "B", "C", "D"] = Field(
+        description="ASEAN AMDD risk class claimed by the sponsor."
+    )
     model: ModelSpec = Field(description="The candidate model.")
     data: DataSpec = Field(description="The trial data and how it is assessed.")
     jurisdictions: list[JurisdictionCode] = Field(

@@ -54,7 +54,9 @@ def admit(ctx: TrialContext) -> None:
     ctx.run_id = run.info.run_id
     params = _flat_params(ctx.spec.model_dump(mode="json"))
     ctx.client.log_batch(
-        ctx.run_id, params=[Param(k, v) for k, v in params.items()], tags=[RunTag("mlflow.note.content", ctx.spec.intended_use)]
+        ctx.run_id,
+        params=[Param(k, v) for k, v in params.items()],
+        tags=[RunTag("mlflow.note.content", ctx.spec.intended_use)],
     )
     ctx.enter("admitted", mlflow_run_id=ctx.run_id)
 
@@ -78,8 +80,13 @@ def prepare_data(ctx: TrialContext) -> None:
     ctx.data = frame
     ctx.data_digest = hashlib.sha256(path.read_bytes()).hexdigest()
     ctx.model = fetch_model(ctx.spec.model.uri, ctx.workdir / "model", ctx.settings)
-    ctx.enter("data_ready", rows=len(frame), data_sha256=ctx.data_digest, model=ctx.model.resolved,
-              model_sha256=ctx.model.digest)
+    ctx.enter(
+        "data_ready",
+        rows=len(frame),
+        data_sha256=ctx.data_digest,
+        model=ctx.model.resolved,
+        model_sha256=ctx.model.digest,
+    )
 
 
 def provision(ctx: TrialContext) -> None:
@@ -109,19 +116,26 @@ def deploy(ctx: TrialContext) -> None:
     ctx.evaluation_token = evaluation
     ctx.sink = TrafficSink(ctx.workdir / "traffic.jsonl")
     ctx.gateway = Gateway(
-        ctx.trial_id, ctx.endpoint.url, template.paths,
-        {developer_hash: "developer", evaluation_hash: "evaluation"}, ctx.sink, host=ctx.settings.gateway_host,
+        ctx.trial_id,
+        ctx.endpoint.url,
+        template.paths,
+        {developer_hash: "developer", evaluation_hash: "evaluation"},
+        ctx.sink,
+        host=ctx.settings.gateway_host,
     )
     url = ctx.gateway.start()
     (ctx.workdir / "endpoint.txt").write_text(f"{url}\n", encoding="utf-8")
-    ctx.enter("deployed", endpoint=url, model_ready_s=round(ctx.endpoint.ready_s, 3), image=ctx.endpoint.image)
+    ctx.enter(
+        "deployed", endpoint=url, model_ready_s=round(ctx.endpoint.ready_s, 3), image=ctx.endpoint.image
+    )
 
 
 def run_workload(ctx: TrialContext) -> None:
     """Send the evaluation cases through the gateway while monitors stream to MLflow."""
     from monitors import default_monitors
     from orchestrator.tracking import MetricStreamer
-    from orchestrator.workload import EvidenceCollector, run_workload as send_all
+    from orchestrator.workload import EvidenceCollector
+    from orchestrator.workload import run_workload as send_all
 
     ctx.checkpoint("run_workload")
     assert ctx.client and ctx.run_id and ctx.gateway and ctx.sink and ctx.data is not None  # noqa: S101
@@ -129,8 +143,9 @@ def run_workload(ctx: TrialContext) -> None:
     spec = ctx.spec
     ctx.monitors = default_monitors(spec.data.sensitive_attributes, spec.workload.min_group_size)
     ctx.streamer = MetricStreamer(ctx.client, ctx.run_id)
-    collector = EvidenceCollector(ctx.data, spec.data.label, spec.data.sensitive_attributes, ctx.monitors,
-                                  ctx.streamer.put)
+    collector = EvidenceCollector(
+        ctx.data, spec.data.label, spec.data.sensitive_attributes, ctx.monitors, ctx.streamer.put
+    )
     exclude = {spec.data.label, *FEATURE_EXCLUDE}
     columns = ctx.model.input_columns or [c for c in ctx.data.columns if c not in exclude]
     ctx.enter("observing", cases=len(ctx.data), batch_size=spec.workload.batch_size)
@@ -141,10 +156,22 @@ def run_workload(ctx: TrialContext) -> None:
         if time.time() > deadline:
             raise TrialFailedError(f"trial {ctx.trial_id}: timeout of {spec.resources.timeout_s}s reached")
 
-    requests = send_all(ctx.gateway.url, ctx.evaluation_token, ctx.data, columns, spec.workload.batch_size,
-                        spec.workload.concurrency, ctx.sink, collector, progress)
+    requests = send_all(
+        ctx.gateway.url,
+        ctx.evaluation_token,
+        ctx.data,
+        columns,
+        spec.workload.batch_size,
+        spec.workload.concurrency,
+        ctx.sink,
+        collector,
+        progress,
+    )
     if spec.workload.developer_window_s:
-        ctx.log(f"endpoint open for developer traffic for {spec.workload.developer_window_s:g}s: {ctx.gateway.url}")
+        ctx.log(
+            f"endpoint open for developer traffic for {spec.workload.developer_window_s:g}s: "
+            f"{ctx.gateway.url}"
+        )
         until = time.monotonic() + spec.workload.developer_window_s
         while time.monotonic() < until:
             collector.absorb(ctx.sink.drain(wait_s=0.5))
@@ -182,7 +209,9 @@ def assess(ctx: TrialContext) -> None:
     ctx.checkpoint("assess")
     ctx.assessments = assess_all(ctx.spec.jurisdictions, ctx.values, ctx.intervals)
     if ctx.client and ctx.run_id:
-        ctx.client.log_batch(ctx.run_id, tags=[RunTag(f"regsandbox.verdict.{c}", v) for c, v in ctx.verdicts.items()])
+        ctx.client.log_batch(
+            ctx.run_id, tags=[RunTag(f"regsandbox.verdict.{c}", v) for c, v in ctx.verdicts.items()]
+        )
     ctx.enter("assessed", verdicts=ctx.verdicts)
 
 
@@ -199,10 +228,16 @@ def teardown(ctx: TrialContext) -> None:
         ctx.teardown_result = TeardownResult(trial_id=ctx.trial_id, removed=[], remaining=[])
     else:
         ctx.teardown_result = ctx.backend.teardown(ctx.trial_id)
-    ctx.event("teardown", verified=ctx.teardown_result.verified, removed=ctx.teardown_result.removed,
-              remaining=ctx.teardown_result.remaining)
-    ctx.log(f"teardown {'verified' if ctx.teardown_result.verified else 'INCOMPLETE'}: "
-            f"{len(ctx.teardown_result.removed)} object(s) removed")
+    ctx.event(
+        "teardown",
+        verified=ctx.teardown_result.verified,
+        removed=ctx.teardown_result.removed,
+        remaining=ctx.teardown_result.remaining,
+    )
+    ctx.log(
+        f"teardown {'verified' if ctx.teardown_result.verified else 'INCOMPLETE'}: "
+        f"{len(ctx.teardown_result.removed)} object(s) removed"
+    )
 
 
 def versions() -> dict[str, str]:
@@ -218,4 +253,8 @@ def versions() -> dict[str, str]:
 
 
 def settings_summary(settings: Settings) -> dict[str, str]:
-    return {"home": str(settings.home), "tracking_uri": settings.tracking_uri, "base_image": settings.base_image}
+    return {
+        "home": str(settings.home),
+        "tracking_uri": settings.tracking_uri,
+        "base_image": settings.base_image,
+    }

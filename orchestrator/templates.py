@@ -51,7 +51,9 @@ class Template(BaseModel):
     port: int = Field(gt=0, lt=65536, description="Port the server listens on inside the sandbox.")
     health_path: str = Field(description="GET path that answers 200 once the model is loaded.")
     paths: list[str] = Field(description="Paths the gateway forwards; everything else is refused.")
-    requirements: list[str] = Field(default_factory=list, description="Python distributions installed offline.")
+    requirements: list[str] = Field(
+        default_factory=list, description="Python distributions installed offline."
+    )
     resources: TemplateResources = Field(default_factory=TemplateResources)
     folder: Path = Field(default=Path(), exclude=True, description="Folder the template was loaded from.")
 
@@ -84,7 +86,9 @@ def pinned_requirements(template: Template) -> list[str]:
         try:
             pins.append(f"{dist}=={importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError as exc:
-            raise TemplateError(f"template {template.name} needs {dist}, which is not installed here") from exc
+            raise TemplateError(
+                f"template {template.name} needs {dist}, which is not installed here"
+            ) from exc
     return pins
 
 
@@ -107,7 +111,17 @@ def _wheelhouse(pins: list[str], cache_dir: Path) -> Path:
     partial = cache_dir / f".wheelhouse-{key}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(partial), *pins]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        "-d",
+        str(partial),
+        *pins,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise TemplateError(f"could not download wheels for {' '.join(pins)}:\n{proc.stderr[-2000:]}")
@@ -143,8 +157,12 @@ def ensure_image(template: Template, settings: Settings, client: DockerClient) -
     shutil.copytree(wheels, context / "wheels")
     try:
         image, _ = client.images.build(
-            path=str(context), tag=tag, buildargs={"BASE_IMAGE": settings.base_image}, rm=True,
-            forcerm=True, labels={"regsandbox.template": template.name},
+            path=str(context),
+            tag=tag,
+            buildargs={"BASE_IMAGE": settings.base_image},
+            rm=True,
+            forcerm=True,
+            labels={"regsandbox.template": template.name},
         )
     except docker.errors.BuildError as exc:
         log = "".join(str(chunk.get("stream", "")) for chunk in exc.build_log)[-3000:]

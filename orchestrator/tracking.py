@@ -119,7 +119,9 @@ class MetricStreamer:
                 return
             except Exception as exc:  # the store may be down: wait and resend the same batch
                 self.failures += 1
-                logger.warning("MLflow unavailable (%s); retrying %d points in %.1fs", exc, len(metrics), delay)
+                logger.warning(
+                    "MLflow unavailable (%s); retrying %d points in %.1fs", exc, len(metrics), delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -104,7 +104,9 @@ class TrialContext:
 
     def checkpoint(self, step: str) -> None:
         if self.settings.fail_at == step:
-            raise InjectedFaultError(f"trial {self.trial_id}: failure injected at step {step!r} (REGSANDBOX_FAIL_AT)")
+            raise InjectedFaultError(
+                f"trial {self.trial_id}: failure injected at step {step!r} (REGSANDBOX_FAIL_AT)"
+            )
 
     def fail(self, step: str, exc: BaseException) -> None:
         self.error = {"step": step, "type": type(exc).__name__, "message": str(exc)[:4000]}
@@ -150,7 +152,9 @@ class TrialOutcome(BaseModel):
             },
             verdicts=ctx.verdicts,
             teardown_verified=bool(ctx.teardown_result and ctx.teardown_result.verified),
-            error=f"{ctx.error['type']} at {ctx.error['step']}: {ctx.error['message']}" if ctx.error else None,
+            error=f"{ctx.error['type']} at {ctx.error['step']}: {ctx.error['message']}"
+            if ctx.error
+            else None,
         )
 
     def save(self, workdir: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.policy import load_profile
+from orchestrator.records import utcnow
 from orchestrator.reports import (
     DataSection,
     EndpointSection,
@@ -25,11 +26,11 @@ from orchestrator.reports import (
 )
 from orchestrator.steps import versions
 from orchestrator.trial import TrialContext
-from orchestrator.records import utcnow
 
 ISOLATION_NOTES = {
     "docker": [
-        "Controls are read back from the Docker engine after the model server started, not taken from the request.",
+        "Controls are read back from the Docker engine after the model server started, "
+        "not taken from the request.",
         "Docker's embedded DNS resolver stays reachable inside the sandbox network.",
     ],
 }
@@ -42,7 +43,10 @@ def _makeup(ctx: TrialContext) -> list[MakeupRow]:
     total = len(ctx.data)
     for attribute in ctx.spec.data.sensitive_attributes:
         counts = ctx.data[attribute].astype(str).value_counts().sort_index()
-        rows += [MakeupRow(attribute=attribute, group=str(g), n=int(n), share=float(n) / total) for g, n in counts.items()]
+        rows += [
+            MakeupRow(attribute=attribute, group=str(g), n=int(n), share=float(n) / total)
+            for g, n in counts.items()
+        ]
     return rows
 
 
@@ -79,23 +83,36 @@ def build_report(ctx: TrialContext) -> ExitReport:
     data = None
     if ctx.data is not None and ctx.data_digest:
         data = DataSection(
-            source=spec.data.source, generator=synth.generator if synth else None, rows=len(ctx.data),
-            seed=synth.seed if synth else None, digest=ctx.data_digest, label=spec.data.label,
-            sensitive_attributes=spec.data.sensitive_attributes, makeup=_makeup(ctx),
+            source=spec.data.source,
+            generator=synth.generator if synth else None,
+            rows=len(ctx.data),
+            seed=synth.seed if synth else None,
+            digest=ctx.data_digest,
+            label=spec.data.label,
+            sensitive_attributes=spec.data.sensitive_attributes,
+            makeup=_makeup(ctx),
             approval_ref=spec.data.approved.approval_ref if spec.data.approved else None,
         )
     model = None
     if ctx.model:
         model = ModelSection(
-            uri=ctx.model.uri, resolved=ctx.model.resolved, digest=ctx.model.digest, template=spec.model.template,
+            uri=ctx.model.uri,
+            resolved=ctx.model.resolved,
+            digest=ctx.model.digest,
+            template=spec.model.template,
             image=ctx.endpoint.image if ctx.endpoint else None,
-            image_digest=ctx.endpoint.image_digest if ctx.endpoint else None, flavors=ctx.model.flavors,
+            image_digest=ctx.endpoint.image_digest if ctx.endpoint else None,
+            flavors=ctx.model.flavors,
         )
     isolation = None
     if ctx.sandbox is not None and ctx.backend is not None:
-        controls = [IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in ctx.controls]
+        controls = [
+            IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in ctx.controls
+        ]
         isolation = IsolationSection(
-            backend=ctx.backend.name, level=ctx.backend.isolation_level, controls=controls,
+            backend=ctx.backend.name,
+            level=ctx.backend.isolation_level,
+            controls=controls,
             verified=bool(controls) and all(c.applied for c in controls),
             notes=ISOLATION_NOTES.get(ctx.backend.name, []),
         )
@@ -109,26 +126,38 @@ def build_report(ctx: TrialContext) -> ExitReport:
         started_at=ctx.started_at,
         finished_at=ctx.finished_at or utcnow(),
         trial=TrialSection(
-            name=spec.name, sponsor=spec.sponsor, intended_use=spec.intended_use, risk_class=spec.risk_class,
-            jurisdictions=list(spec.jurisdictions), spec=spec.model_dump(mode="json"),
+            name=spec.name,
+            sponsor=spec.sponsor,
+            intended_use=spec.intended_use,
+            risk_class=spec.risk_class,
+            jurisdictions=list(spec.jurisdictions),
+            spec=spec.model_dump(mode="json"),
         ),
         model=model,
         data=data,
         isolation=isolation,
         endpoint=EndpointSection(url=ctx.gateway.url, token_hint=(ctx.developer_token or "")[-4:] or None)
-        if ctx.gateway and ctx.gateway.url else None,
+        if ctx.gateway and ctx.gateway.url
+        else None,
         metrics=MetricsSection(values=ctx.values, intervals=ctx.intervals) if ctx.values else None,
         monitors=ctx.results,
         assessments=list(ctx.assessments.values()),
         verdicts=ctx.verdicts,
         operations=OperationsSection(
-            requests=counts.get("developer", 0) + counts.get("evaluation", 0), errors=counts.get("errors", 0),
+            requests=counts.get("developer", 0) + counts.get("evaluation", 0),
+            errors=counts.get("errors", 0),
             developer_requests=counts.get("developer", 0),
-        ) if counts else None,
-        mlflow=MlflowSection(tracking_uri=ctx.settings.tracking_uri, experiment_id=ctx.experiment_id,
-                             run_id=ctx.run_id) if ctx.run_id and ctx.experiment_id else None,
-        teardown=TeardownSection(verified=bool(ctx.teardown_result and ctx.teardown_result.verified),
-                                 detail=teardown_detail),
+        )
+        if counts
+        else None,
+        mlflow=MlflowSection(
+            tracking_uri=ctx.settings.tracking_uri, experiment_id=ctx.experiment_id, run_id=ctx.run_id
+        )
+        if ctx.run_id and ctx.experiment_id
+        else None,
+        teardown=TeardownSection(
+            verified=bool(ctx.teardown_result and ctx.teardown_result.verified), detail=teardown_detail
+        ),
         events=ctx.events,
         error=ErrorSection(**ctx.error) if ctx.error else None,
         reproducibility=ReproducibilitySection(versions=versions(), seeds=_seeds(ctx), digests=_digests(ctx)),

@@ -145,7 +145,8 @@ def run_workload(
     def send(frame: pd.DataFrame) -> None:
         try:
             http.post(
-                gateway_url + "/invocations", content=payload(frame, columns),
+                gateway_url + "/invocations",
+                content=payload(frame, columns),
                 headers={**headers, CASE_HEADER: ",".join(frame["case_id"])},
             )
         except httpx.HTTPError:

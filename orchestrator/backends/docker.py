@@ -51,7 +51,9 @@ class DockerBackend(SandboxBackend):
             import docker.errors
 
             try:
-                kwargs: dict[str, Any] = {"base_url": self.settings.docker_host} if self.settings.docker_host else {}
+                kwargs: dict[str, Any] = (
+                    {"base_url": self.settings.docker_host} if self.settings.docker_host else {}
+                )
                 self._client = docker.DockerClient(**kwargs) if kwargs else docker.from_env()
                 self._client.ping()
             except docker.errors.DockerException as exc:
@@ -66,14 +68,23 @@ class DockerBackend(SandboxBackend):
         bridge = bridge_name(trial_id)
         try:
             network = self.client.networks.create(
-                f"regsandbox-{trial_id}", driver="bridge", internal=True, labels=labels,
-                options={"com.docker.network.bridge.name": bridge, "com.docker.network.bridge.enable_icc": "true"},
+                f"regsandbox-{trial_id}",
+                driver="bridge",
+                internal=True,
+                labels=labels,
+                options={
+                    "com.docker.network.bridge.name": bridge,
+                    "com.docker.network.bridge.enable_icc": "true",
+                },
             )
         except docker.errors.APIError as exc:
             raise BackendError(f"[docker] trial {trial_id}: cannot create network: {exc}") from exc
         hostfirewall.block_host_access(bridge, trial_id)
         return Sandbox(
-            trial_id=trial_id, backend=self.name, resources=resources, labels=labels,
+            trial_id=trial_id,
+            backend=self.name,
+            resources=resources,
+            labels=labels,
             details={"network": network.name, "network_id": network.id, "bridge": bridge},
         )
 
@@ -93,7 +104,7 @@ class DockerBackend(SandboxBackend):
                 labels=sandbox.labels,
                 user=self.settings.sandbox_user,
                 read_only=True,
-                tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={self.settings.tmpfs_size_mb}m"},
+                tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={self.settings.tmpfs_size_mb}m"},  # noqa: S108 - in the sandbox
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges:true"],
                 mem_limit=memory,
@@ -105,13 +116,19 @@ class DockerBackend(SandboxBackend):
                 environment={"MODEL_DIR": MODEL_MOUNT, "PORT": str(template.port)},
             )
         except docker.errors.APIError as exc:
-            raise BackendError(f"[docker] trial {sandbox.trial_id}: cannot start model server: {exc}") from exc
+            raise BackendError(
+                f"[docker] trial {sandbox.trial_id}: cannot start model server: {exc}"
+            ) from exc
         address = self._address(container, sandbox)
         url = f"http://{address}:{template.port}"
         self._wait_healthy(container, url + template.health_path, sandbox.trial_id, started)
         return Endpoint(
-            url=url, health_path=template.health_path, container=container.id, image=image.tag,
-            image_digest=image.id, ready_s=time.monotonic() - started,
+            url=url,
+            health_path=template.health_path,
+            container=container.id,
+            image=image.tag,
+            image_digest=image.id,
+            ready_s=time.monotonic() - started,
         )
 
     def _address(self, container: Container, sandbox: Sandbox) -> str:
@@ -135,12 +152,15 @@ class DockerBackend(SandboxBackend):
                 container.reload()
                 if container.status in ("exited", "dead"):
                     tail = container.logs(tail=40).decode(errors="replace")
-                    raise BackendError(f"[docker] trial {trial_id}: model server exited during start:\n{tail}")
+                    raise BackendError(
+                        f"[docker] trial {trial_id}: model server exited during start:\n{tail}"
+                    )
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.25)
         tail = container.logs(tail=40).decode(errors="replace")
         raise SandboxTimeoutError(
-            f"[docker] trial {trial_id}: model server not healthy after {self.settings.health_timeout_s:.0f}s:\n{tail}"
+            f"[docker] trial {trial_id}: model server not healthy after "
+            f"{self.settings.health_timeout_s:.0f}s:\n{tail}"
         )
 
     def _containers(self, trial_id: str) -> list[Container]:
@@ -210,7 +230,9 @@ class DockerBackend(SandboxBackend):
         raw = container.stats(stream=False)
         cpu = raw.get("cpu_stats", {})
         pre = raw.get("precpu_stats", {})
-        cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get("total_usage", 0)
+        cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+            "total_usage", 0
+        )
         sys_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
         online = cpu.get("online_cpus") or 1
         memory = raw.get("memory_stats", {})
@@ -230,11 +252,16 @@ class DockerBackend(SandboxBackend):
         container = self._container(sandbox)
         network = self.client.networks.get(sandbox.details["network_id"])
         controls = [
-            IsolationControl(control="network: internal (no egress, no other sandbox)",
-                             applied=bool(network.attrs.get("Internal")), detail=network.name),
-            IsolationControl(control="host services unreachable (bridge INPUT firewall)",
-                             applied=bool(hostfirewall.rules_for(sandbox.trial_id)),
-                             detail=sandbox.details["bridge"]),
+            IsolationControl(
+                control="network: internal (no egress, no other sandbox)",
+                applied=bool(network.attrs.get("Internal")),
+                detail=network.name,
+            ),
+            IsolationControl(
+                control="host services unreachable (bridge INPUT firewall)",
+                applied=bool(hostfirewall.rules_for(sandbox.trial_id)),
+                detail=sandbox.details["bridge"],
+            ),
         ]
         if container is None:
             return controls
@@ -243,21 +270,41 @@ class DockerBackend(SandboxBackend):
         mounts = container.attrs.get("Mounts", [])
         user = str(config.get("User") or "")
         controls += [
-            IsolationControl(control="read-only root filesystem", applied=bool(host.get("ReadonlyRootfs")),
-                             detail="tmpfs: " + ", ".join(f"{k} ({v})" for k, v in (host.get("Tmpfs") or {}).items())),
-            IsolationControl(control="non-root user", applied=bool(user) and not user.startswith("0"), detail=user),
-            IsolationControl(control="all capabilities dropped", applied="ALL" in (host.get("CapDrop") or []),
-                             detail=str(host.get("CapDrop"))),
-            IsolationControl(control="no-new-privileges",
-                             applied=any("no-new-privileges" in s for s in host.get("SecurityOpt") or []),
-                             detail=str(host.get("SecurityOpt"))),
-            IsolationControl(control="memory limit (no swap)", applied=bool(host.get("Memory")),
-                             detail=f"{host.get('Memory', 0) // 2**20} MiB"),
-            IsolationControl(control="CPU limit", applied=bool(host.get("NanoCpus")),
-                             detail=f"{(host.get('NanoCpus') or 0) / 1e9:g} CPUs"),
-            IsolationControl(control="PID limit", applied=bool(host.get("PidsLimit")), detail=str(host.get("PidsLimit"))),
-            IsolationControl(control="model mounted read-only",
-                             applied=all(not m.get("RW") for m in mounts) and bool(mounts),
-                             detail=", ".join(f"{m.get('Destination')} (ro)" for m in mounts if not m.get("RW"))),
+            IsolationControl(
+                control="read-only root filesystem",
+                applied=bool(host.get("ReadonlyRootfs")),
+                detail="tmpfs: " + ", ".join(f"{k} ({v})" for k, v in (host.get("Tmpfs") or {}).items()),
+            ),
+            IsolationControl(
+                control="non-root user", applied=bool(user) and not user.startswith("0"), detail=user
+            ),
+            IsolationControl(
+                control="all capabilities dropped",
+                applied="ALL" in (host.get("CapDrop") or []),
+                detail=str(host.get("CapDrop")),
+            ),
+            IsolationControl(
+                control="no-new-privileges",
+                applied=any("no-new-privileges" in s for s in host.get("SecurityOpt") or []),
+                detail=str(host.get("SecurityOpt")),
+            ),
+            IsolationControl(
+                control="memory limit (no swap)",
+                applied=bool(host.get("Memory")),
+                detail=f"{host.get('Memory', 0) // 2**20} MiB",
+            ),
+            IsolationControl(
+                control="CPU limit",
+                applied=bool(host.get("NanoCpus")),
+                detail=f"{(host.get('NanoCpus') or 0) / 1e9:g} CPUs",
+            ),
+            IsolationControl(
+                control="PID limit", applied=bool(host.get("PidsLimit")), detail=str(host.get("PidsLimit"))
+            ),
+            IsolationControl(
+                control="model mounted read-only",
+                applied=all(not m.get("RW") for m in mounts) and bool(mounts),
+                detail=", ".join(f"{m.get('Destination')} (ro)" for m in mounts if not m.get("RW")),
+            ),
         ]
         return controls

@@ -27,9 +27,22 @@ def _iptables() -> str:
 
 def _rule(bridge: str, trial_id: str) -> list[str]:
     return [
-        "INPUT", "-i", bridge, "-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED",
-        "-m", "comment", "--comment", f"{COMMENT_PREFIX}{trial_id}",
-        "-j", "REJECT", "--reject-with", "icmp-admin-prohibited",
+        "INPUT",
+        "-i",
+        bridge,
+        "-m",
+        "conntrack",
+        "!",
+        "--ctstate",
+        "ESTABLISHED,RELATED",
+        "-m",
+        "comment",
+        "--comment",
+        f"{COMMENT_PREFIX}{trial_id}",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-admin-prohibited",
     ]
 
 
@@ -43,7 +56,9 @@ def block_host_access(bridge: str, trial_id: str) -> None:
         return
     proc = _run(["-I", *_rule(bridge, trial_id)])
     if proc.returncode != 0:
-        raise BackendError(f"[docker] trial {trial_id}: could not add host firewall rule: {proc.stderr.strip()}")
+        raise BackendError(
+            f"[docker] trial {trial_id}: could not add host firewall rule: {proc.stderr.strip()}"
+        )
 
 
 def rules_for(trial_id: str) -> list[list[str]]:
@@ -66,7 +81,7 @@ def owned_trials() -> set[str]:
     for line in proc.stdout.splitlines():
         for part in line.replace('"', "").split():
             if part.startswith(COMMENT_PREFIX):
-                trials.add(part[len(COMMENT_PREFIX):])
+                trials.add(part[len(COMMENT_PREFIX) :])
     return trials
 
 

@@ -47,7 +47,9 @@ def _exec(container, code: str, *args: str) -> tuple[int, str]:  # type: ignore[
 
 
 def _host_addresses() -> list[str]:
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
     return [line.split()[3].split("/")[0] for line in out.splitlines() if " lo " not in line]
 
 
@@ -101,7 +103,9 @@ def sandboxes(docker_client, tiny_model_dir: Path, platform_home: Path) -> Itera
 def outside(docker_client) -> Iterator[dict]:  # type: ignore[no-untyped-def]
     """A stand-in for the internet: a server on Docker's ordinary (routed) bridge network."""
     container = docker_client.containers.run(
-        "regsandbox/base:bookworm", ["python3", "-m", "http.server", "8000"], detach=True,
+        "regsandbox/base:bookworm",
+        ["python3", "-m", "http.server", "8000"],
+        detach=True,
         labels={"regsandbox.test": "outside"},
     )
     try:
@@ -114,7 +118,9 @@ def outside(docker_client) -> Iterator[dict]:  # type: ignore[no-untyped-def]
 
 def test_no_egress_no_host_no_other_sandbox(sandboxes, host_service: int, outside, docker_client) -> None:  # type: ignore[no-untyped-def]
     a, b = sandboxes["iso-a"], sandboxes["iso-b"]
-    gateway_ip = docker_client.networks.get(a["sandbox"].details["network_id"]).attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway_ip = docker_client.networks.get(a["sandbox"].details["network_id"]).attrs["IPAM"]["Config"][0][
+        "Gateway"
+    ]
     b_url = httpx.URL(b["endpoint"].url)
     targets = [(ip, host_service) for ip in {gateway_ip, *_host_addresses()}]
     targets += [(outside["address"], 8000), (b_url.host, b_url.port), ("1.1.1.1", 443), ("8.8.8.8", 53)]
@@ -122,7 +128,8 @@ def test_no_egress_no_host_no_other_sandbox(sandboxes, host_service: int, outsid
     # Positive controls: from a container on an ordinary network, the host service and the
     # stand-in outside server answer; the host itself reaches sandbox B's model.
     control = docker_client.containers.run(
-        "regsandbox/base:bookworm", ["python3", "-c", CONNECT, json.dumps(targets[:-3] + [targets[-4]])],
+        "regsandbox/base:bookworm",
+        ["python3", "-c", CONNECT, json.dumps(targets[:-3] + [targets[-4]])],
         remove=True,
     )
     reachable = json.loads(control.decode())
@@ -199,7 +206,9 @@ print(n)
     assert stats.memory_limit_bytes == 256 * 2**20
     # Memory, last (the OOM killer may take the model server down with the probe): allocating
     # far past the 256 MiB limit gets killed inside the sandbox; the host carries on.
-    code, out = _exec(container, "x = bytearray(768 * 2**20); x[::4096] = b'1' * len(x[::4096]); print('survived')")
+    code, out = _exec(
+        container, "x = bytearray(768 * 2**20); x[::4096] = b'1' * len(x[::4096]); print('survived')"
+    )
     assert code == 137 and "survived" not in out, (code, out)
 
 
@@ -209,7 +218,9 @@ def test_isolation_controls_read_back(sandboxes) -> None:  # type: ignore[no-unt
     assert all(c.applied for c in controls), [c for c in controls if not c.applied]
 
 
-def test_teardown_is_idempotent_and_complete(docker_client, tiny_model_dir: Path, platform_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_teardown_is_idempotent_and_complete(
+    docker_client, tiny_model_dir: Path, platform_home: Path
+) -> None:  # type: ignore[no-untyped-def]
     from orchestrator.settings import Settings
 
     backend = DockerBackend(Settings(home=platform_home))

@@ -38,7 +38,10 @@ def _left_behind(docker_client, trial_id: str) -> list[str]:  # type: ignore[no-
 
 
 def test_trial_completes_with_evidence_in_mlflow(
-    settings: Settings, prefect_harness: None, docker_client, candidate_dir: Path  # type: ignore[no-untyped-def]
+    settings: Settings,
+    prefect_harness: None,
+    docker_client,
+    candidate_dir: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from mlflow import MlflowClient
 
@@ -67,14 +70,20 @@ def test_trial_completes_with_evidence_in_mlflow(
     assert report.status == "completed" and report.teardown.verified
     assert report.isolation is not None and report.isolation.verified
     assert report.data is not None and report.data.rows == 1500
-    assert verify(outcome.report["json"], outcome.report["signature"], settings.keys_dir / "issuer-ed25519.pub.pem")
+    assert verify(
+        outcome.report["json"], outcome.report["signature"], settings.keys_dir / "issuer-ed25519.pub.pem"
+    )
     html = Path(outcome.report["html"]).read_text()
     assert "verdict-matrix" in html and outcome.trial_id in html
 
 
 @pytest.mark.parametrize("step", ["deploy", "run_workload"])
 def test_failure_mid_trial_tears_down_and_reports(
-    step: str, settings: Settings, prefect_harness: None, docker_client, candidate_dir: Path,  # type: ignore[no-untyped-def]
+    step: str,
+    settings: Settings,
+    prefect_harness: None,
+    docker_client,
+    candidate_dir: Path,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlflow import MlflowClient

@@ -50,8 +50,13 @@ def upstream() -> Iterator[str]:
 def _gateway(upstream: str, records: list[TrafficRecord]) -> tuple[Gateway, str, str]:
     dev, dev_hash = new_token()
     ev, ev_hash = new_token()
-    gateway = Gateway("t-gw", upstream, ["/invocations", "/health"], {dev_hash: "developer", ev_hash: "evaluation"},
-                      records.append)
+    gateway = Gateway(
+        "t-gw",
+        upstream,
+        ["/invocations", "/health"],
+        {dev_hash: "developer", ev_hash: "evaluation"},
+        records.append,
+    )
     gateway.start()
     return gateway, dev, ev
 
@@ -68,8 +73,11 @@ def test_tokens_paths_and_capture(upstream: str) -> None:
         assert hidden.status_code == 404
         ok = httpx.post(gateway.url + "/invocations", json=body, headers={"Authorization": f"Bearer {dev}"})
         assert ok.status_code == 200 and ok.json() == {"predictions": [[0.3, 0.7], [0.3, 0.7]]}
-        evaluation = httpx.post(gateway.url + "/invocations", json=body,
-                                headers={"Authorization": f"Bearer {ev}", CASE_HEADER: "c1,c2"})
+        evaluation = httpx.post(
+            gateway.url + "/invocations",
+            json=body,
+            headers={"Authorization": f"Bearer {ev}", CASE_HEADER: "c1,c2"},
+        )
         assert evaluation.status_code == 200
     finally:
         gateway.stop()
@@ -85,8 +93,11 @@ def test_developer_cannot_claim_evaluation_cases(upstream: str) -> None:
     records: list[TrafficRecord] = []
     gateway, dev, _ = _gateway(upstream, records)
     try:
-        httpx.post(gateway.url + "/invocations", json={"dataframe_split": {"columns": ["a"], "data": [[1]]}},
-                   headers={"Authorization": f"Bearer {dev}", CASE_HEADER: "c1"})
+        httpx.post(
+            gateway.url + "/invocations",
+            json={"dataframe_split": {"columns": ["a"], "data": [[1]]}},
+            headers={"Authorization": f"Bearer {dev}", CASE_HEADER: "c1"},
+        )
     finally:
         gateway.stop()
     assert records[0].case_ids is None

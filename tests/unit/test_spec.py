@@ -24,7 +24,9 @@ def _write(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_example_spec_loads_and_is_frozen() -> None:

@@ -18,8 +18,14 @@ def test_streamer_batches_every_point_and_flushes_on_close(tmp_path: Path) -> No
     run_id = client.create_run(experiment).info.run_id
     streamer = MetricStreamer(client, run_id, max_batch=1000, flush_interval_s=0.2)
     for step in range(250):
-        streamer.put([MetricPoint("perf/auroc", step / 250, step), MetricPoint("latency/p95_ms", float(step), step),
-                      MetricPoint("ops/error_rate", 0.0, step), MetricPoint("ops/requests", float(step), step)])
+        streamer.put(
+            [
+                MetricPoint("perf/auroc", step / 250, step),
+                MetricPoint("latency/p95_ms", float(step), step),
+                MetricPoint("ops/error_rate", 0.0, step),
+                MetricPoint("ops/requests", float(step), step),
+            ]
+        )
     streamer.close()
 
     assert streamer.sent == 1000
