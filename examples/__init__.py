@@ -1,0 +1,1 @@
+"""Sample trial specs and the code that builds the sample candidate models."""
