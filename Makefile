@@ -42,5 +42,5 @@ bench: setup base-image
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	-$(BIN)/regsandbox reap --all 2>/dev/null
+	-$(BIN)/regsandbox reap 2>/dev/null
 	rm -rf .regsandbox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
