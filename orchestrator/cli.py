@@ -110,16 +110,28 @@ def _print_outcome(outcome: object) -> None:
 
     assert isinstance(outcome, TrialOutcome)  # noqa: S101
     typer.echo("")
-    typer.echo(f"trial        {outcome.trial_id}: {outcome.status}")
+    rows = [("trial", f"{outcome.trial_id}: {outcome.status}")]
     if outcome.error:
-        typer.echo(f"error        {outcome.error}")
-    typer.echo(f"endpoint     {outcome.endpoint or '-'} (closed at teardown)")
-    typer.echo(f"mlflow run   {outcome.mlflow_run_id or '-'}")
-    for kind in ("html", "json", "signature"):
-        typer.echo(f"report {kind:<6}{outcome.report.get(kind) or '-'}")
+        rows.append(("error", outcome.error))
+    rows += [
+        ("endpoint", f"{outcome.endpoint or '-'} (closed at teardown)"),
+        ("mlflow run", outcome.mlflow_run_id or "-"),
+    ]
+    rows += [
+        (f"report {kind}", outcome.report.get(kind) or "-") for kind in ("html", "pdf", "json", "signature")
+    ]
     verdicts = "  ".join(f"{code}: {verdict}" for code, verdict in outcome.verdicts.items())
-    typer.echo(f"verdicts     {verdicts or '-'}")
-    typer.echo(f"teardown     {'verified' if outcome.teardown_verified else 'NOT verified'}")
+    rows += [
+        ("verdicts", verdicts or "-"),
+        ("teardown", "verified" if outcome.teardown_verified else "NOT verified"),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label:<18}{value}")
+    from orchestrator.settings import get_settings
+
+    uri = get_settings().tracking_uri
+    if uri.startswith("sqlite:"):
+        typer.echo(f"\nbrowse the metrics: mlflow ui --backend-store-uri {uri}")
 
 
 @report_app.command("verify")
