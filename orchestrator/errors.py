@@ -48,6 +48,10 @@ class BackendUnavailableError(BackendError):
     """The isolation backend's engine does not answer (no Docker engine, no cluster)."""
 
 
+class IsolationError(BackendError):
+    """The isolation probes showed a protection the backend claims is not in force."""
+
+
 class SandboxTimeoutError(BackendError, TimeoutError):
     """A sandbox did not become healthy, or an operation on it did not finish, in time."""
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-BackendName = Literal["docker", "process", "kubernetes"]
+BackendName = Literal["auto", "docker", "process", "kubernetes"]
 
 
 class Settings(BaseSettings):
@@ -32,7 +32,13 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking URI. Defaults to MLFLOW_TRACKING_URI, else a SQLite store under home.",
     )
-    backend: BackendName = Field(default="docker", description="Isolation backend for sandboxes.")
+    backend: BackendName = Field(
+        default="auto",
+        description="Isolation backend: docker, process, kubernetes, or auto (docker if an engine answers).",
+    )
+    max_sandboxes: int = Field(
+        default=4, ge=1, le=256, description="Sandboxes that may run at once on this host (across processes)."
+    )
     base_image: str = Field(
         default="regsandbox/base:bookworm",
         description=(

@@ -1,7 +1,16 @@
-"""Isolation backends behind one interface; heavy clients are imported only when used."""
+"""Isolation backends behind one interface.
+
+Backends register by name; their modules (and heavy clients such as docker or kubernetes)
+are imported only when that backend is asked for, so listing backends needs neither.
+"""
 
 from __future__ import annotations
 
+import importlib
+import logging
+from collections.abc import Callable
+
+from orchestrator.backends.attestation import Attestation, ProbeResult
 from orchestrator.backends.base import (
     Endpoint,
     IsolationControl,
@@ -10,25 +19,75 @@ from orchestrator.backends.base import (
     SandboxBackend,
     TeardownResult,
 )
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, BackendUnavailableError
 from orchestrator.settings import Settings, get_settings
 
 __all__ = [
+    "Attestation",
     "Endpoint",
     "IsolationControl",
+    "ProbeResult",
     "ResourceStats",
     "Sandbox",
     "SandboxBackend",
     "TeardownResult",
+    "available_backends",
     "get_backend",
+    "register_backend",
 ]
+
+logger = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Settings], SandboxBackend]
+_REGISTRY: dict[str, str | BackendFactory] = {
+    "docker": "orchestrator.backends.docker:DockerBackend",
+    "process": "orchestrator.backends.process:ProcessBackend",
+    "kubernetes": "orchestrator.backends.kubernetes:KubernetesBackend",
+}
+
+
+def register_backend(name: str, factory: str | BackendFactory) -> None:
+    """Make a backend available by name ("module:Class" or a callable taking Settings)."""
+    _REGISTRY[name] = factory
+
+
+def available_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _load(name: str, settings: Settings) -> SandboxBackend:
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise BackendError(f"unknown backend {name!r} (known: {', '.join(available_backends())})")
+    if isinstance(factory, str):
+        module_name, _, attr = factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise BackendError(f"backend {name!r} is not available in this installation: {exc}") from exc
+        backend: SandboxBackend = getattr(module, attr)(settings)
+        return backend
+    return factory(settings)
 
 
 def get_backend(name: str | None = None, settings: Settings | None = None) -> SandboxBackend:
+    """The backend called ``name`` (default: the setting). ``auto`` prefers Docker.
+
+    With ``auto``, a machine where no Docker engine answers falls back to the process
+    backend, loudly: its isolation is much weaker and every report says so.
+    """
     settings = settings or get_settings()
     name = name or settings.backend
-    if name == "docker":
-        from orchestrator.backends.docker import DockerBackend
-
-        return DockerBackend(settings)
-    raise BackendError(f"backend {name!r} is not available in this version (available: docker)")
+    if name != "auto":
+        return _load(name, settings)
+    docker = _load("docker", settings)
+    try:
+        docker.ping()
+        return docker
+    except BackendUnavailableError as exc:
+        logger.warning(
+            "no container engine answers (%s); falling back to the PROCESS backend: the model runs as a "
+            "local process with resource limits only, without network or filesystem isolation",
+            exc,
+        )
+        return _load("process", settings)

@@ -10,6 +10,7 @@ of the flow that provisioned the sandbox.
 from __future__ import annotations
 
 import abc
+import json
 import os
 import re
 import socket
@@ -19,6 +20,14 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.backends.attestation import (
+    ALL_PROBES,
+    OUTSIDE_STAND_IN,
+    Attestation,
+    Canary,
+    ProbeResult,
+    host_addresses,
+)
 from orchestrator.errors import BackendError
 from orchestrator.spec import Resources
 from orchestrator.templates import Template
@@ -114,6 +123,9 @@ class SandboxBackend(abc.ABC):
 
     name: ClassVar[str]
     isolation_level: ClassVar[str]
+    # Probes (see attestation.ALL_PROBES) this backend claims to pass; the others are skipped
+    # and reported as not provided.
+    required_probes: ClassVar[frozenset[str]]
 
     def provision(self, trial_id: str, resources: Resources) -> Sandbox:
         """Create the trial's empty isolated environment; raise BackendError on failure."""
@@ -128,6 +140,82 @@ class SandboxBackend(abc.ABC):
         message carries the tail of its logs) and BackendError for other failures.
         """
         return self._deploy(sandbox, template, model_dir.resolve())
+
+    def attest(self, sandbox: Sandbox) -> Attestation:
+        """Run the isolation probes inside ``sandbox`` and return what they showed.
+
+        A canary listens on every host address meanwhile; a connection to it fails the
+        attestation whatever the probes themselves reported.
+        """
+        with Canary() as canary:
+            canary_ok = canary.self_test()
+            skip = [p for p in ALL_PROBES if p not in self.required_probes]
+            args = {
+                "hosts": host_addresses(),
+                "canary_port": canary.port,
+                "outside": [list(OUTSIDE_STAND_IN)],
+                "skip": skip,
+                "limits": {
+                    "memory_bytes": sandbox.resources.memory_mb * 2**20,
+                    "pids": self.pids_limit,
+                    "cpus": sandbox.resources.cpus,
+                },
+            }
+            raw = self._run_probes(sandbox, json.dumps(args))
+            touched = list(canary.connections)
+        try:
+            found = {r["probe"]: r for r in json.loads(raw.strip().splitlines()[-1])}
+        except (ValueError, IndexError, KeyError, TypeError):
+            found = {}
+            raw_detail = raw[-300:]
+        else:
+            raw_detail = ""
+        probes = []
+        for probe in ALL_PROBES:
+            required = probe in self.required_probes
+            if probe == "canary-untouched":
+                passed = canary_ok and not touched
+                detail = (
+                    f"connections: {touched}" if canary_ok else "canary listener did not answer on the host"
+                )
+                probes.append(ProbeResult(probe=probe, passed=passed, required=required, detail=detail))
+            elif probe in found:
+                item = found[probe]
+                probes.append(
+                    ProbeResult(
+                        probe=probe,
+                        passed=bool(item["passed"]),
+                        required=required,
+                        detail=str(item.get("detail", "")),
+                    )
+                )
+            elif required:
+                probes.append(
+                    ProbeResult(
+                        probe=probe,
+                        passed=False,
+                        required=True,
+                        detail=f"probe did not report: {raw_detail or 'no output'}",
+                    )
+                )
+            else:
+                probes.append(
+                    ProbeResult(
+                        probe=probe,
+                        passed=False,
+                        required=False,
+                        detail=f"not provided by the {self.name} backend",
+                    )
+                )
+        return Attestation(backend=self.name, level=self.isolation_level, probes=probes)
+
+    @property
+    def pids_limit(self) -> int:
+        return 256
+
+    def ping(self) -> None:  # noqa: B027 - most backends have no engine to ask
+        """Raise BackendUnavailableError when the backend's engine does not answer."""
+        return None
 
     def teardown(self, trial_id: str) -> TeardownResult:
         """Remove every object of the trial; safe to call any number of times."""
@@ -160,6 +248,10 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def isolation_controls(self, sandbox: Sandbox) -> list[IsolationControl]:
         """The protections in force for this sandbox, read back from the engine."""
+
+    @abc.abstractmethod
+    def _run_probes(self, sandbox: Sandbox, args_json: str) -> str:
+        """Run ``probe_script.py`` inside the sandbox with ``args_json``; return its stdout."""
 
     @abc.abstractmethod
     def _provision(self, trial_id: str, resources: Resources, labels: dict[str, str]) -> Sandbox: ...

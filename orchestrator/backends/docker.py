@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from orchestrator.backends import hostfirewall
+from orchestrator.backends.attestation import ALL_PROBES, PROBE_SCRIPT
 from orchestrator.backends.base import (
     LABEL_MANAGED,
     LABEL_TRIAL,
@@ -39,6 +40,7 @@ def bridge_name(trial_id: str) -> str:
 class DockerBackend(SandboxBackend):
     name = "docker"
     isolation_level = "container"
+    required_probes = frozenset(ALL_PROBES)
 
     def __init__(self, settings: Settings | None = None, client: DockerClient | None = None) -> None:
         self.settings = settings or get_settings()
@@ -60,6 +62,9 @@ class DockerBackend(SandboxBackend):
                 self._client = None
                 raise BackendUnavailableError(f"[docker] no Docker engine answers: {exc}") from exc
         return self._client
+
+    def ping(self) -> None:
+        self.client.ping()
 
     # -- lifecycle -------------------------------------------------------------------
     def _provision(self, trial_id: str, resources: Resources, labels: dict[str, str]) -> Sandbox:
@@ -93,27 +98,14 @@ class DockerBackend(SandboxBackend):
 
         started = time.monotonic()
         image = ensure_image(template, self.settings, self.client)
-        res = sandbox.resources
-        memory = f"{res.memory_mb}m"
         try:
             container = self.client.containers.run(
                 image.tag,
                 name=f"regsandbox-{sandbox.trial_id}",
                 detach=True,
-                network=sandbox.details["network"],
-                labels=sandbox.labels,
-                user=self.settings.sandbox_user,
-                read_only=True,
-                tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={self.settings.tmpfs_size_mb}m"},  # noqa: S108 - in the sandbox
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges:true"],
-                mem_limit=memory,
-                memswap_limit=memory,  # no swap: the memory limit is the limit
-                nano_cpus=int(res.cpus * 1e9),
-                pids_limit=self.settings.pids_limit,
-                ipc_mode="private",
                 volumes={str(model_dir): {"bind": MODEL_MOUNT, "mode": "ro"}},
                 environment={"MODEL_DIR": MODEL_MOUNT, "PORT": str(template.port)},
+                **self._hardening(sandbox),
             )
         except docker.errors.APIError as exc:
             raise BackendError(
@@ -130,6 +122,51 @@ class DockerBackend(SandboxBackend):
             image_digest=image.id,
             ready_s=time.monotonic() - started,
         )
+
+    def _hardening(self, sandbox: Sandbox) -> dict[str, Any]:
+        """Container options every process in the sandbox runs under (model server and probes)."""
+        res = sandbox.resources
+        memory = f"{res.memory_mb}m"
+        return {
+            "network": sandbox.details["network"],
+            "labels": sandbox.labels,
+            "user": self.settings.sandbox_user,
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={self.settings.tmpfs_size_mb}m"},  # noqa: S108
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "mem_limit": memory,
+            "memswap_limit": memory,  # no swap: the memory limit is the limit
+            "nano_cpus": int(res.cpus * 1e9),
+            "pids_limit": self.settings.pids_limit,
+            "ipc_mode": "private",
+        }
+
+    @property
+    def pids_limit(self) -> int:
+        return self.settings.pids_limit
+
+    def _run_probes(self, sandbox: Sandbox, args_json: str) -> str:
+        import docker.errors
+
+        script = PROBE_SCRIPT.read_text(encoding="utf-8")
+        try:
+            output = self.client.containers.run(
+                self.settings.base_image,
+                ["python3", "-c", script, args_json],
+                name=f"regsandbox-{sandbox.trial_id}-probe",
+                remove=True,
+                stdout=True,
+                stderr=True,
+                **self._hardening(sandbox),
+            )
+        except docker.errors.ContainerError as exc:
+            return (exc.stderr or b"").decode(errors="replace")
+        except docker.errors.APIError as exc:
+            raise BackendError(
+                f"[docker] trial {sandbox.trial_id}: cannot run isolation probes: {exc}"
+            ) from exc
+        return bytes(output).decode(errors="replace")
 
     def _address(self, container: Container, sandbox: Sandbox) -> str:
         container.reload()

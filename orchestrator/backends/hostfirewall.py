@@ -1,10 +1,14 @@
-"""Keep a sandbox network from reaching services of the host.
+"""Keep a sandbox network from reaching the host, and anything beyond its own bridge.
 
 Docker's ``internal`` networks stop forwarding to other networks (no egress, no other
 sandbox), but the host still owns an address on each bridge, so a container could open a
 connection to any host service listening on a wildcard or public address. One INPUT rule
-per sandbox bridge refuses every new connection from the bridge to the host, while
-replies to connections the host opened (the gateway talking to the model) still pass.
+per sandbox bridge refuses every new connection from the bridge to the host, while replies
+to connections the host opened (the gateway talking to the model) still pass. A second rule
+in DOCKER-USER refuses whatever the sandbox tries to send off its bridge: the internal
+network already drops it, but refusing makes an attempt fail at once instead of timing out,
+and keeps egress closed should the network ever lose its internal flag.
+
 Rules carry a comment with the trial id so teardown and the orphan sweep find them.
 """
 
@@ -16,6 +20,7 @@ import subprocess
 from orchestrator.errors import BackendError
 
 COMMENT_PREFIX = "regsandbox:"
+CHAINS = ("INPUT", "DOCKER-USER")
 
 
 def _iptables() -> str:
@@ -25,24 +30,23 @@ def _iptables() -> str:
     return binary
 
 
-def _rule(bridge: str, trial_id: str) -> list[str]:
+def _rules(bridge: str, trial_id: str) -> list[list[str]]:
+    comment = ["-m", "comment", "--comment", f"{COMMENT_PREFIX}{trial_id}"]
+    reject = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
     return [
-        "INPUT",
-        "-i",
-        bridge,
-        "-m",
-        "conntrack",
-        "!",
-        "--ctstate",
-        "ESTABLISHED,RELATED",
-        "-m",
-        "comment",
-        "--comment",
-        f"{COMMENT_PREFIX}{trial_id}",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "icmp-admin-prohibited",
+        [
+            "INPUT",
+            "-i",
+            bridge,
+            "-m",
+            "conntrack",
+            "!",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            *comment,
+            *reject,
+        ],
+        ["DOCKER-USER", "-i", bridge, "!", "-o", bridge, *comment, *reject],
     ]
 
 
@@ -51,45 +55,41 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def block_host_access(bridge: str, trial_id: str) -> None:
-    """Refuse new connections from ``bridge`` to the host; idempotent."""
-    if _run(["-C", *_rule(bridge, trial_id)]).returncode == 0:
-        return
-    proc = _run(["-I", *_rule(bridge, trial_id)])
-    if proc.returncode != 0:
-        raise BackendError(
-            f"[docker] trial {trial_id}: could not add host firewall rule: {proc.stderr.strip()}"
-        )
+    """Refuse new connections from ``bridge`` to the host and off the bridge; idempotent."""
+    for rule in _rules(bridge, trial_id):
+        if _run(["-C", *rule]).returncode == 0:
+            continue
+        proc = _run(["-I", *rule])
+        if proc.returncode != 0:
+            raise BackendError(
+                f"[docker] trial {trial_id}: could not add firewall rule in {rule[0]}: {proc.stderr.strip()}"
+            )
+
+
+def _listed() -> list[list[str]]:
+    rules = []
+    for chain in CHAINS:
+        proc = _run(["-S", chain])
+        if proc.returncode == 0:
+            rules += [line.replace('"', "").split() for line in proc.stdout.splitlines()]
+    return [parts[1:] for parts in rules if parts[:1] == ["-A"]]
 
 
 def rules_for(trial_id: str) -> list[list[str]]:
-    """The INPUT rules (as iptables -S argument lists) that belong to ``trial_id``."""
-    proc = _run(["-S", "INPUT"])
-    if proc.returncode != 0:
-        return []
+    """The rules (as ``iptables -S`` argument lists, chain first) that belong to ``trial_id``."""
     wanted = f"{COMMENT_PREFIX}{trial_id}"
-    rules = []
-    for line in proc.stdout.splitlines():
-        parts = line.replace('"', "").split()
-        if parts[:1] == ["-A"] and wanted in parts:
-            rules.append(parts[1:])
-    return rules
+    return [rule for rule in _listed() if wanted in rule]
 
 
 def owned_trials() -> set[str]:
-    proc = _run(["-S", "INPUT"])
-    trials = set()
-    for line in proc.stdout.splitlines():
-        for part in line.replace('"', "").split():
-            if part.startswith(COMMENT_PREFIX):
-                trials.add(part[len(COMMENT_PREFIX) :])
-    return trials
+    return {p[len(COMMENT_PREFIX) :] for rule in _listed() for p in rule if p.startswith(COMMENT_PREFIX)}
 
 
 def unblock(trial_id: str) -> list[str]:
     removed = []
     for rule in rules_for(trial_id):
         if _run(["-D", *rule]).returncode == 0:
-            removed.append(f"iptables INPUT rule for {trial_id}")
+            removed.append(f"iptables {rule[0]} rule for {trial_id}")
     return removed
 
 
