@@ -30,6 +30,7 @@ def _task(fn: Any, name: str) -> Any:
 admit = _task(steps.admit, "admit")
 prepare_data = _task(steps.prepare_data, "prepare-data")
 provision = _task(steps.provision, "provision")
+attest = _task(steps.attest, "attest-isolation")
 deploy = _task(steps.deploy, "deploy")
 run_workload = _task(steps.run_workload, "run-workload")
 monitor = _task(steps.monitor, "monitor")
@@ -41,6 +42,7 @@ PIPELINE = [
     ("admit", admit),
     ("prepare_data", prepare_data),
     ("provision", provision),
+    ("attest", attest),
     ("deploy", deploy),
     ("run_workload", run_workload),
     ("monitor", monitor),

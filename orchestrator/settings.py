@@ -11,12 +11,9 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-BackendName = Literal["auto", "docker", "process", "kubernetes"]
 
 
 class Settings(BaseSettings):
@@ -32,7 +29,8 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking URI. Defaults to MLFLOW_TRACKING_URI, else a SQLite store under home.",
     )
-    backend: BackendName = Field(
+    # A name, not a fixed set: backends register themselves (orchestrator.backends.register_backend).
+    backend: str = Field(
         default="auto",
         description="Isolation backend: docker, process, kubernetes, or auto (docker if an engine answers).",
     )

@@ -10,7 +10,7 @@ import hashlib
 import importlib.metadata
 import time
 
-from orchestrator.errors import DataError, TrialFailedError
+from orchestrator.errors import DataError, IsolationError, TrialFailedError
 from orchestrator.settings import Settings
 from orchestrator.trial import EXPERIMENT, TrialContext
 
@@ -58,6 +58,10 @@ def admit(ctx: TrialContext) -> None:
         params=[Param(k, v) for k, v in params.items()],
         tags=[RunTag("mlflow.note.content", ctx.spec.intended_use)],
     )
+    from orchestrator.tracking import MetricStreamer
+
+    # One streamer for the whole trial: resource samples and monitor points share it.
+    ctx.streamer = MetricStreamer(ctx.client, ctx.run_id)
     ctx.enter("admitted", mlflow_run_id=ctx.run_id)
 
 
@@ -91,12 +95,46 @@ def prepare_data(ctx: TrialContext) -> None:
 
 def provision(ctx: TrialContext) -> None:
     from orchestrator.backends import get_backend
+    from orchestrator.slots import acquire_slot
 
     ctx.checkpoint("provision")
     ctx.backend = get_backend(ctx.backend_name, ctx.settings)
+    ctx.slot = acquire_slot(
+        ctx.settings.home / "slots",
+        ctx.settings.max_sandboxes,
+        ctx.trial_id,
+        ctx.spec.resources.timeout_s,
+        ctx.log,
+    )
     started = time.monotonic()
     ctx.sandbox = ctx.backend.provision(ctx.trial_id, ctx.spec.resources)
-    ctx.enter("provisioned", backend=ctx.backend.name, seconds=round(time.monotonic() - started, 3))
+    ctx.enter(
+        "provisioned",
+        backend=ctx.backend.name,
+        slot=ctx.slot.index,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def attest(ctx: TrialContext) -> None:
+    """Prove the sandbox's isolation from the inside before any model or data enters it."""
+    ctx.checkpoint("attest")
+    assert ctx.backend and ctx.sandbox  # noqa: S101 - guaranteed by the step order
+    started = time.monotonic()
+    ctx.attestation = ctx.backend.attest(ctx.sandbox)
+    ctx.event(
+        "attested",
+        level=ctx.attestation.verified_level,
+        passed=ctx.attestation.passed,
+        probes={p.probe: p.passed for p in ctx.attestation.probes if p.required},
+        seconds=round(time.monotonic() - started, 3),
+    )
+    if not ctx.attestation.passed:
+        failed = ", ".join(f"{p.probe} ({p.detail})" for p in ctx.attestation.failures)
+        raise IsolationError(
+            f"[{ctx.backend.name}] trial {ctx.trial_id}: isolation probes failed before deployment: {failed}"
+        )
+    ctx.log(f"isolation verified: {ctx.attestation.verified_level}, {len(ctx.attestation.probes)} probes")
 
 
 def deploy(ctx: TrialContext) -> None:
@@ -125,6 +163,10 @@ def deploy(ctx: TrialContext) -> None:
     )
     url = ctx.gateway.start()
     (ctx.workdir / "endpoint.txt").write_text(f"{url}\n", encoding="utf-8")
+    from orchestrator.resources import ResourceSampler
+
+    assert ctx.streamer  # noqa: S101
+    ctx.sampler = ResourceSampler(ctx.backend, ctx.sandbox, ctx.streamer.put, ctx.event).start()
     ctx.enter(
         "deployed", endpoint=url, model_ready_s=round(ctx.endpoint.ready_s, 3), image=ctx.endpoint.image
     )
@@ -133,16 +175,13 @@ def deploy(ctx: TrialContext) -> None:
 def run_workload(ctx: TrialContext) -> None:
     """Send the evaluation cases through the gateway while monitors stream to MLflow."""
     from monitors import default_monitors
-    from orchestrator.tracking import MetricStreamer
     from orchestrator.workload import EvidenceCollector
     from orchestrator.workload import run_workload as send_all
 
     ctx.checkpoint("run_workload")
-    assert ctx.client and ctx.run_id and ctx.gateway and ctx.sink and ctx.data is not None  # noqa: S101
-    assert ctx.model  # noqa: S101
+    assert ctx.streamer and ctx.gateway and ctx.sink and ctx.data is not None and ctx.model  # noqa: S101
     spec = ctx.spec
     ctx.monitors = default_monitors(spec.data.sensitive_attributes, spec.workload.min_group_size)
-    ctx.streamer = MetricStreamer(ctx.client, ctx.run_id)
     collector = EvidenceCollector(
         ctx.data, spec.data.label, spec.data.sensitive_attributes, ctx.monitors, ctx.streamer.put
     )
@@ -183,15 +222,12 @@ def monitor(ctx: TrialContext) -> None:
     from monitors.base import MetricPoint
 
     ctx.checkpoint("monitor")
-    assert ctx.streamer and ctx.backend and ctx.sandbox  # noqa: S101
+    assert ctx.streamer and ctx.sampler  # noqa: S101
     ctx.results = [m.result() for m in ctx.monitors]
     for result in ctx.results:
         ctx.values.update(result.values)
         ctx.intervals.update(result.intervals)
-    stats = ctx.backend.stats(ctx.sandbox)
-    ctx.resource_peak = stats
-    if stats.memory_bytes is not None:
-        ctx.values["resources/memory_mb"] = stats.memory_bytes / 2**20
+    ctx.values.update(ctx.sampler.stop())
     final = [MetricPoint(k, float(v), step=0) for k, v in ctx.values.items() if v is not None]
     final = [MetricPoint(f"final/{p.key}", p.value, step=0) for p in final]
     for key, (low, high) in ctx.intervals.items():
@@ -217,6 +253,8 @@ def assess(ctx: TrialContext) -> None:
 
 def teardown(ctx: TrialContext) -> None:
     """Stop the gateway and remove every sandbox object; safe after any failure."""
+    if ctx.sampler is not None:
+        ctx.sampler.stop()
     if ctx.gateway is not None:
         ctx.gateway.stop()
     if ctx.streamer is not None:
@@ -234,6 +272,8 @@ def teardown(ctx: TrialContext) -> None:
         removed=ctx.teardown_result.removed,
         remaining=ctx.teardown_result.remaining,
     )
+    if ctx.slot is not None:
+        ctx.slot.release()
     ctx.log(
         f"teardown {'verified' if ctx.teardown_result.verified else 'INCOMPLETE'}: "
         f"{len(ctx.teardown_result.removed)} object(s) removed"

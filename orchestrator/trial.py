@@ -26,11 +26,19 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from monitors.base import Monitor, MonitorResult
-    from orchestrator.backends import Endpoint, IsolationControl, ResourceStats, Sandbox, SandboxBackend
+    from orchestrator.backends import (
+        Attestation,
+        Endpoint,
+        IsolationControl,
+        Sandbox,
+        SandboxBackend,
+    )
     from orchestrator.backends.base import TeardownResult
     from orchestrator.gateway import Gateway
     from orchestrator.model_artifacts import ModelArtifact
     from orchestrator.reports import ReportPaths
+    from orchestrator.resources import ResourceSampler
+    from orchestrator.slots import Slot
     from orchestrator.tracking import MetricStreamer
     from orchestrator.workload import TrafficSink
 
@@ -73,6 +81,9 @@ class TrialContext:
         self.data_digest: str | None = None
         self.backend: SandboxBackend | None = None
         self.sandbox: Sandbox | None = None
+        self.slot: Slot | None = None
+        self.attestation: Attestation | None = None
+        self.sampler: ResourceSampler | None = None
         self.endpoint: Endpoint | None = None
         self.gateway: Gateway | None = None
         self.developer_token: str | None = None
@@ -83,7 +94,6 @@ class TrialContext:
         self.values: dict[str, float | None] = {}
         self.intervals: dict[str, tuple[float, float]] = {}
         self.controls: list[IsolationControl] = []
-        self.resource_peak: ResourceStats | None = None
         self.assessments: dict[str, JurisdictionAssessment] = {}
         self.teardown_result: TeardownResult | None = None
         self.error: dict[str, str] | None = None

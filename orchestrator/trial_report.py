@@ -29,9 +29,13 @@ from orchestrator.trial import TrialContext
 
 ISOLATION_NOTES = {
     "docker": [
-        "Controls are read back from the Docker engine after the model server started, "
-        "not taken from the request.",
-        "Docker's embedded DNS resolver stays reachable inside the sandbox network.",
+        "Probes ran inside the provisioned sandbox before deployment, with a canary listening on every "
+        "host address; the remaining controls are read back from the Docker engine after the model "
+        "server started, not taken from the request.",
+    ],
+    "process": [
+        "PROCESS BACKEND: the model ran as a local process with resource limits only. It had no network "
+        "or filesystem isolation; this is not a container trial.",
     ],
 }
 
@@ -77,6 +81,42 @@ def _digests(ctx: TrialContext) -> dict[str, str]:
     return digests
 
 
+def _isolation(ctx: TrialContext) -> IsolationSection | None:
+    """What was verified: the probes run inside the sandbox, then the engine's own read-back."""
+    if ctx.sandbox is None or ctx.backend is None:
+        return None
+    attestation = ctx.attestation
+    controls = []
+    if attestation is not None:
+        controls += [
+            IsolationControl(
+                control=f"probe: {p.probe}",
+                applied=p.passed,
+                detail=p.detail if p.required else f"not claimed by this backend; {p.detail}",
+            )
+            for p in attestation.probes
+        ]
+    controls += [
+        IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in ctx.controls
+    ]
+    notes = list(ISOLATION_NOTES.get(ctx.backend.name, []))
+    if attestation is None:
+        notes.insert(0, "The isolation probes did not run: nothing was verified from inside the sandbox.")
+    elif not attestation.passed:
+        failed = ", ".join(p.probe for p in attestation.failures)
+        notes.insert(
+            0, f"Isolation probes FAILED ({failed}); the trial stopped before any model or data entered."
+        )
+    verified = bool(attestation and attestation.passed) and all(c.applied for c in ctx.controls)
+    return IsolationSection(
+        backend=ctx.backend.name,
+        level=attestation.verified_level if attestation else f"{ctx.backend.isolation_level} (NOT verified)",
+        controls=controls,
+        verified=verified,
+        notes=notes,
+    )
+
+
 def build_report(ctx: TrialContext) -> ExitReport:
     spec = ctx.spec
     synth = spec.data.synthetic_or_default if spec.data.source == "synthetic" else None
@@ -104,18 +144,7 @@ def build_report(ctx: TrialContext) -> ExitReport:
             image_digest=ctx.endpoint.image_digest if ctx.endpoint else None,
             flavors=ctx.model.flavors,
         )
-    isolation = None
-    if ctx.sandbox is not None and ctx.backend is not None:
-        controls = [
-            IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in ctx.controls
-        ]
-        isolation = IsolationSection(
-            backend=ctx.backend.name,
-            level=ctx.backend.isolation_level,
-            controls=controls,
-            verified=bool(controls) and all(c.applied for c in controls),
-            notes=ISOLATION_NOTES.get(ctx.backend.name, []),
-        )
+    isolation = _isolation(ctx)
     counts: dict[str, int] = ctx.sink.counts if ctx.sink else {}
     teardown_detail: dict[str, Any] = {}
     if ctx.teardown_result:

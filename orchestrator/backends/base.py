@@ -69,6 +69,7 @@ class Endpoint(_Frozen):
 
 class ResourceStats(_Frozen):
     cpu_percent: float | None = None
+    cpu_seconds: float | None = Field(default=None, description="Cumulative CPU time of the sandbox.")
     memory_bytes: int | None = None
     memory_limit_bytes: int | None = None
     pids: int | None = None

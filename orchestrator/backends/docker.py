@@ -264,17 +264,13 @@ class DockerBackend(SandboxBackend):
         state = container.attrs.get("State", {})
         if container.status != "running":
             return ResourceStats(running=False, oom_killed=bool(state.get("OOMKilled")))
-        raw = container.stats(stream=False)
-        cpu = raw.get("cpu_stats", {})
-        pre = raw.get("precpu_stats", {})
-        cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
-            "total_usage", 0
-        )
-        sys_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-        online = cpu.get("online_cpus") or 1
+        # one_shot: a single sample in milliseconds (the default waits ~2 s for a second one);
+        # CPU percentages are derived from successive samples by the caller.
+        raw = container.stats(stream=False, one_shot=True)
         memory = raw.get("memory_stats", {})
+        total_ns = raw.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage")
         return ResourceStats(
-            cpu_percent=(cpu_delta / sys_delta * online * 100.0) if sys_delta > 0 else None,
+            cpu_seconds=total_ns / 1e9 if total_ns is not None else None,
             memory_bytes=memory.get("usage"),
             memory_limit_bytes=memory.get("limit"),
             pids=raw.get("pids_stats", {}).get("current"),

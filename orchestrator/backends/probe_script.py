@@ -7,6 +7,7 @@ the internet), and the limits that must be in force (``memory_bytes``, ``pids``,
 Prints one JSON list of ``{"probe", "passed", "detail"}``.
 """
 
+import errno
 import json
 import os
 import socket
@@ -124,6 +125,8 @@ def main():
         attempts = {f"{h}:{args['canary_port']}": connect(h, args["canary_port"]) for h in sorted(hosts)}
         record("no-host-access", attempts and all(v != "connected" for v in attempts.values()), attempts)
 
+    # A refused write alone proves little (a non-root user is refused anyway): the root mount
+    # itself must be read-only, and writes must fail with EROFS.
     written = {}
     for path in ("/probe-root", "/etc/probe", "/usr/probe"):
         try:
@@ -131,8 +134,16 @@ def main():
                 handle.write("x")
             written[path] = "written"
         except OSError as exc:
-            written[path] = exc.strerror
-    record("read-only-root", all(v != "written" for v in written.values()), written)
+            written[path] = "EROFS" if exc.errno == errno.EROFS else exc.strerror
+    root_options = ""
+    for line in (read("/proc/self/mountinfo") or "").splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[4] == "/":
+            root_options = fields[5]
+    written["/ mount"] = root_options
+    refused = all(v == "EROFS" for k, v in written.items() if k != "/ mount")
+    read_only = "ro" in root_options.split(",") and refused
+    record("read-only-root", read_only, written)
     script = "/tmp/probe-exec.sh"
     try:
         with open(script, "w") as handle:
