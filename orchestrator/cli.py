@@ -183,12 +183,14 @@ def reap(
     everything: Annotated[
         bool, typer.Option("--all", help="Remove every platform sandbox, running or not.")
     ] = False,
-    backend: Annotated[str | None, typer.Option(help="Backend to sweep (default: settings).")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Backend to sweep (default: every one that answers).")
+    ] = None,
 ) -> None:
     """Remove sandboxes whose trial is no longer running; never touches anything else."""
-    from orchestrator.backends import get_backend
+    from orchestrator.backends import SWEPT_BACKENDS, reap_all
 
-    results = get_backend(backend).reap(everything=everything)
+    results = reap_all((backend,) if backend else SWEPT_BACKENDS, everything=everything)
     for result in results:
         typer.echo(
             f"{result.trial_id}: removed {len(result.removed)} object(s)"

@@ -32,6 +32,8 @@ __all__ = [
     "SandboxBackend",
     "TeardownResult",
     "available_backends",
+    "SWEPT_BACKENDS",
+    "reap_all",
     "get_backend",
     "register_backend",
 ]
@@ -91,3 +93,25 @@ def get_backend(name: str | None = None, settings: Settings | None = None) -> Sa
             exc,
         )
         return _load("process", settings)
+
+
+SWEPT_BACKENDS = ("docker", "process")
+
+
+def reap_all(
+    names: tuple[str, ...] = SWEPT_BACKENDS,
+    older_than_s: float = 0.0,
+    everything: bool = False,
+    settings: Settings | None = None,
+) -> list[TeardownResult]:
+    """Sweep every named backend that answers; a backend without an engine is skipped."""
+    results: list[TeardownResult] = []
+    for name in names:
+        try:
+            backend = _load(name, settings or get_settings())
+            backend.ping()
+        except BackendError as exc:
+            logger.info("backend %s not swept: %s", name, exc)
+            continue
+        results += backend.reap(older_than_s=older_than_s, everything=everything)
+    return results
