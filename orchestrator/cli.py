@@ -178,6 +178,23 @@ def policy_show(code: Annotated[str, typer.Argument(help="Jurisdiction code or p
         typer.echo(f"  {c.id:<32} {c.metric} {c.comparator} {c.threshold}  [{c.severity}, {c.provenance}]")
 
 
+@app.command("up")
+def up(
+    prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server and UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Address the servers bind to.")] = "127.0.0.1",
+    reap_interval: Annotated[float, typer.Option(help="Seconds between scheduled orphan sweeps.")] = 600.0,
+) -> None:
+    """Start the local stack: Prefect server + UI, MLflow server + UI, and a runner serving the flows."""
+    from orchestrator.settings import get_settings
+    from orchestrator.stack import run_stack
+
+    settings = get_settings()
+    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    run_stack(settings, host, prefect_port, mlflow_port, reap_interval, echo=typer.echo)
+
+
 @app.command("reap")
 def reap(
     everything: Annotated[

@@ -178,7 +178,13 @@ def load_spec(path: str | Path) -> TrialSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
         raise SpecError(str(path), [f"<yaml>: not valid YAML ({where})"]) from exc
-    return parse_spec(data, str(path))
+    spec = parse_spec(data, str(path))
+    approved = spec.data.approved
+    if approved is not None and not approved.path.is_absolute():
+        # A relative dataset path means "next to the spec", wherever the command runs from.
+        located = approved.model_copy(update={"path": (path.parent / approved.path).resolve()})
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"approved": located})})
+    return spec
 
 
 def spec_json_schema() -> str:

@@ -6,7 +6,6 @@ writes a report. Every step that can be drilled calls ``ctx.checkpoint(step)`` f
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import time
 
@@ -66,27 +65,44 @@ def admit(ctx: TrialContext) -> None:
 
 
 def prepare_data(ctx: TrialContext) -> None:
-    """Produce the trial data and fetch the candidate model onto the host."""
-    from orchestrator.data.synthetic import generate
+    """Produce (or take in and verify) the data, enforce its contract, and fetch the model."""
+    from mlflow.entities import Metric
+
+    from orchestrator.data.prepare import prepare_trial_data
     from orchestrator.model_artifacts import fetch_model
 
     ctx.checkpoint("prepare_data")
-    spec = ctx.spec.data
-    if spec.source != "synthetic":
-        raise DataError(f"trial {ctx.trial_id}: data source {spec.source!r} is not supported yet")
-    synth = spec.synthetic_or_default
-    frame = generate(synth.generator, synth.countries, synth.rows, synth.seed)
-    missing = [c for c in [spec.label, *spec.sensitive_attributes] if c not in frame.columns]
-    if missing:
-        raise DataError(f"trial {ctx.trial_id}: data has no column(s) {', '.join(missing)}")
-    path = ctx.workdir / "data.csv"
-    frame.to_csv(path, index=False)
-    ctx.data = frame
-    ctx.data_digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    prepared = prepare_trial_data(ctx.spec, ctx.workdir)
+    # Set before any check can stop the trial, so a failure report still describes the data.
+    ctx.prepared = prepared
+    ctx.data, ctx.data_digest = prepared.frame, prepared.sha256
+    contract = prepared.contract
+    if ctx.client and ctx.run_id:
+        ctx.client.log_dict(ctx.run_id, contract.gx_result, "data-contract/result.json")
+        summary = prepared.model_dump(mode="json", exclude={"contract": {"gx_result"}})
+        ctx.client.log_dict(ctx.run_id, summary, "data-contract/summary.json")
+        counts = {
+            "data/contract_evaluated": contract.evaluated,
+            "data/contract_blocking_failures": len(contract.blocking_failures),
+            "data/contract_advisory_failures": len(contract.advisory_failures),
+            "data/rows": prepared.rows,
+        }
+        now = int(time.time() * 1000)
+        ctx.client.log_batch(ctx.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
+    ctx.event(
+        "data_contract",
+        suite=contract.suite,
+        evaluated=contract.evaluated,
+        blocking=[f.message for f in contract.blocking_failures],
+        advisory=len(contract.advisory_failures),
+    )
+    if prepared.blocking:
+        raise DataError(f"trial {ctx.trial_id}: {prepared.blocking_summary()}")
     ctx.model = fetch_model(ctx.spec.model.uri, ctx.workdir / "model", ctx.settings)
     ctx.enter(
         "data_ready",
-        rows=len(frame),
+        source=prepared.source,
+        rows=prepared.rows,
         data_sha256=ctx.data_digest,
         model=ctx.model.resolved,
         model_sha256=ctx.model.digest,

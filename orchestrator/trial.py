@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         SandboxBackend,
     )
     from orchestrator.backends.base import TeardownResult
+    from orchestrator.data.prepare import PreparedData
     from orchestrator.gateway import Gateway
     from orchestrator.model_artifacts import ModelArtifact
     from orchestrator.reports import ReportPaths
@@ -79,6 +80,7 @@ class TrialContext:
         self.model: ModelArtifact | None = None
         self.data: pd.DataFrame | None = None
         self.data_digest: str | None = None
+        self.prepared: PreparedData | None = None
         self.backend: SandboxBackend | None = None
         self.sandbox: Sandbox | None = None
         self.slot: Slot | None = None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,34 @@ def test_same_seed_gives_identical_frames() -> None:
     pd.testing.assert_frame_equal(
         generate_reference_population(2_000, 5), generate_reference_population(2_000, 5)
     )
+
+
+_DIGEST_SCRIPT = """
+import hashlib, sys
+from orchestrator.data.synthetic import generate_sea_population
+frame = generate_sea_population({"SG": 1, "ID": 2, "VN": 1}, 3_000, seed=8)
+print(hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest())
+"""
+
+
+def test_same_seed_gives_the_same_bytes_in_a_fresh_process() -> None:
+    # A regulator re-running a trial gets a new interpreter (and new string hashing): the data,
+    # down to its CSV bytes, must not depend on either.
+    expected = hashlib.sha256(
+        generate_sea_population({"SG": 1, "ID": 2, "VN": 1}, 3_000, seed=8).to_csv(index=False).encode()
+    ).hexdigest()
+    root = Path(__file__).resolve().parents[2]
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(root)}
+        done = subprocess.run(
+            [sys.executable, "-c", _DIGEST_SCRIPT],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == expected
 
 
 def test_different_seeds_give_different_frames() -> None:

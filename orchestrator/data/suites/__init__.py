@@ -1,0 +1,1 @@
+"""Data-contract suites (YAML), read by orchestrator.data.contract_suites."""

@@ -1,0 +1,194 @@
+"""``regsandbox up``: the local platform stack on one machine.
+
+Starts a Prefect server (API + UI) and an MLflow tracking server (API + UI, artefacts
+proxied) as child processes keeping their state under the platform home, then serves the
+``sandbox-trial`` and ``reap-orphans`` deployments from this process, so an administrator
+can start trials from the Prefect UI. Ctrl-C (or SIGTERM) stops the runner first and the
+servers after it (a runner whose server is gone would ignore the signal).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, cast
+
+import httpx
+
+from orchestrator.errors import RegSandboxError
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+EXAMPLE_SPEC = Path(__file__).resolve().parents[1] / "examples" / "trials" / "diabetes-risk.yaml"
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    ui_url: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+
+    def wait_healthy(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RegSandboxError(f"{self.name} exited during start (see {self.log_path}):\n{tail}")
+            try:
+                if httpx.get(self.health_url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RegSandboxError(f"{self.name} not healthy after {timeout_s:.0f}s (see {self.log_path})")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+
+
+def _binary(name: str) -> str:
+    # The servers come with the platform's own environment, next to this interpreter.
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def services(settings: Settings, host: str, prefect_port: int, mlflow_port: int) -> list[Service]:
+    logs = settings.home / "logs"
+    prefect_home = settings.home / "prefect"
+    db = settings.home / "mlflow.db"
+    return [
+        Service(
+            "prefect",
+            [
+                _binary("prefect"),
+                "server",
+                "start",
+                "--host",
+                host,
+                "--port",
+                str(prefect_port),
+                "--analytics-off",
+            ],
+            f"http://{host}:{prefect_port}/api/health",
+            f"http://{host}:{prefect_port}",
+            logs / "prefect-server.log",
+            {"PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        ),
+        Service(
+            "mlflow",
+            [
+                _binary("mlflow"),
+                "server",
+                "--host",
+                host,
+                "--port",
+                str(mlflow_port),
+                "--backend-store-uri",
+                f"sqlite:///{db}",
+                "--artifacts-destination",
+                str(settings.artifacts_dir),
+                "--workers",
+                "1",
+            ],
+            f"http://{host}:{mlflow_port}/health",
+            f"http://{host}:{mlflow_port}",
+            logs / "mlflow-server.log",
+        ),
+    ]
+
+
+def serve_flows(reap_interval_s: float) -> None:
+    """Serve the deployments until interrupted (runs flow runs as subprocesses)."""
+    from prefect import serve
+
+    from flows.reap import reap_orphans
+    from flows.sandbox_trial import sandbox_trial
+    from orchestrator.spec import load_spec
+
+    example = load_spec(EXAMPLE_SPEC).model_dump(mode="json")
+    # to_deployment is sync-or-async by context; called from sync code it returns the deployment.
+    trial = cast(
+        "RunnerDeployment",
+        sandbox_trial.to_deployment(
+            name="sandbox-trial",
+            parameters={"spec": example},
+            tags=["regsandbox"],
+            description="Run one sandbox trial; the form is prefilled with the sample diabetes-risk trial.",
+        ),
+    )
+    reaper = cast(
+        "RunnerDeployment",
+        reap_orphans.to_deployment(name="reap-orphans", interval=reap_interval_s, tags=["regsandbox"]),
+    )
+    serve(trial, reaper, print_starting_message=False)
+
+
+def run_stack(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    prefect_port: int = 4200,
+    mlflow_port: int = 5000,
+    reap_interval_s: float = 600.0,
+    echo: object = print,
+) -> None:
+    settings.ensure_dirs()
+    stack = services(settings, host, prefect_port, mlflow_port)
+    say = echo if callable(echo) else print
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        for service in stack:
+            service.start()
+        for service in stack:
+            service.wait_healthy()
+        prefect, mlflow = stack
+        # Flow runs started by the runner inherit these: they talk to the servers, not to files.
+        os.environ["PREFECT_API_URL"] = f"{prefect.ui_url}/api"
+        os.environ["MLFLOW_TRACKING_URI"] = mlflow.ui_url
+        os.environ["REGSANDBOX_HOME"] = str(settings.home)
+        say(f"Prefect UI   {prefect.ui_url}   (deployments: sandbox-trial, reap-orphans)")
+        say(f"MLflow UI    {mlflow.ui_url}")
+        say(f"home         {settings.home}   (logs in {settings.home / 'logs'})")
+        say("serving the flows; Ctrl-C stops everything")
+        serve_flows(reap_interval_s)
+    except KeyboardInterrupt:
+        say("stopping")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for service in reversed(stack):
+            service.stop()

@@ -1,0 +1,117 @@
+"""``regsandbox up``: real Prefect and MLflow servers, and a trial started the way the UI starts it.
+
+The administrator's path: the ``sandbox-trial`` deployment is served, a run is created from it
+through the Prefect API (what the UI's form submits), the runner executes it, and its metrics
+land in the MLflow server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.models import candidate_model
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "regsandbox up exited early"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+async def _run_from_deployment(api: str, spec: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    deadline = time.monotonic() + 120
+    while True:  # the runner registers the deployments shortly after the servers are up
+        try:
+            async with get_client() as client:
+                await client.read_deployment_by_name("sandbox-trial/sandbox-trial")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+    run = await run_deployment("sandbox-trial/sandbox-trial", parameters={"spec": spec}, timeout=600)
+    return str(run.id), str(run.state.type.value if run.state else "?")
+
+
+def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prefect_port, mlflow_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "REGSANDBOX_"))}
+    env["REGSANDBOX_HOME"] = str(tmp_path / "home")
+    up = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "regsandbox"),
+            "up",
+            "--prefect-port",
+            str(prefect_port),
+            "--mlflow-port",
+            str(mlflow_port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{prefect_port}/api/health", up)
+        _wait(f"http://127.0.0.1:{mlflow_port}/health", up)
+        spec = yaml.safe_load((ROOT / "examples" / "trials" / "diabetes-risk.yaml").read_text())
+        spec["model"]["uri"] = str(candidate_model(tmp_path / "model"))
+        spec["data"]["synthetic"]["rows"] = 400
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
+        try:
+            run_id, state = asyncio.run(_run_from_deployment(os.environ["PREFECT_API_URL"], spec))
+        finally:
+            del os.environ["PREFECT_API_URL"]
+        assert state == "COMPLETED"
+
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"http://127.0.0.1:{mlflow_port}")
+        experiment = client.get_experiment_by_name("sandbox-trials")
+        runs = client.search_runs([experiment.experiment_id])
+        assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+        assert runs[0].data.tags["regsandbox.trial_id"].endswith(run_id.replace("-", "")[:8])
+        assert len(client.get_metric_history(runs[0].info.run_id, "perf/auroc")) > 1
+        artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "exit-report")}
+        assert "exit-report/report.json" in artifacts
+    finally:
+        os.killpg(up.pid, signal.SIGINT)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+    for port in (prefect_port, mlflow_port):
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after stop"
