@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     )
     docker_host: str | None = Field(default=None, description="Docker engine address (else DOCKER_HOST).")
     gateway_host: str = Field(default="127.0.0.1", description="Address the developer gateway binds to.")
+    # Generous: on a busy host several model servers importing their libraries at once can take
+    # minutes, and a slow start is not a failed trial.
     health_timeout_s: float = Field(
-        default=60.0, gt=0, description="How long a sandbox may take to be healthy."
+        default=180.0, gt=0, description="How long a model server may take to become healthy."
     )
     sandbox_user: str = Field(default="10001:10001", description="uid:gid the model server runs as.")
     tmpfs_size_mb: int = Field(default=64, gt=0, description="Size of the sandbox's writable, noexec /tmp.")
