@@ -174,7 +174,7 @@ class SandboxBackend(abc.ABC):
         probes = []
         for probe in ALL_PROBES:
             required = probe in self.required_probes
-            if probe == "canary-untouched":
+            if probe == "canary-untouched" and required:
                 passed = canary_ok and not touched
                 detail = (
                     f"connections: {touched}" if canary_ok else "canary listener did not answer on the host"

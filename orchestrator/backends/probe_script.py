@@ -3,7 +3,9 @@
 Standard library only: this file's source is executed by the sandbox's own ``python3``.
 Arguments: one JSON object with ``hosts`` (host addresses to try), ``canary_port`` (a TCP
 port the platform listens on, on every host address), ``outside`` (addresses standing for
-the internet), and the limits that must be in force (``memory_bytes``, ``pids``, ``cpus``).
+the internet), the limits that must be in force (``memory_bytes``, ``pids``, ``cpus``) and
+``skip``, the probes the backend does not claim: those are not run at all, because on a
+backend without a container they would write to, or send packets from, the real host.
 Prints one JSON list of ``{"probe", "passed", "detail"}``.
 """
 
@@ -13,6 +15,9 @@ import os
 import socket
 import subprocess
 import sys
+
+# cgroup v1 writes "no limit" as a page-rounded 2**63 - 1; nothing real is that large.
+UNLIMITED = 2**60
 
 
 def connect(host, port, timeout=2.0):
@@ -93,8 +98,34 @@ def cgroup_limits():
         )
         if quota and period and int(quota) > 0:
             cpus = int(quota) / int(period)
-    as_int = lambda v: int(v) if v and v.isdigit() else None  # noqa: E731
+    as_int = lambda v: int(v) if v and v.isdigit() and int(v) < UNLIMITED else None  # noqa: E731
     return as_int(memory), as_int(pids), cpus
+
+
+def rlimit_limits():
+    """(memory bytes, pids) from this process's own hard rlimits; None where unlimited.
+
+    The hard limit, not the soft one: a process may raise its soft limit up to the hard one,
+    so only the hard limit holds against what runs here.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None, None
+
+    def hard(which):
+        limit = resource.getrlimit(which)[1]
+        return None if limit == resource.RLIM_INFINITY or limit >= UNLIMITED else limit
+
+    memory = tighter(hard(resource.RLIMIT_AS), hard(resource.RLIMIT_DATA))
+    # The kernel does not enforce RLIMIT_NPROC on root.
+    pids = hard(resource.RLIMIT_NPROC) if os.geteuid() != 0 else None
+    return memory, pids
+
+
+def tighter(*limits):
+    found = [v for v in limits if v is not None]
+    return min(found) if found else None
 
 
 def main():
@@ -103,6 +134,8 @@ def main():
     results = []
 
     def record(probe, passed, detail):
+        if probe in skip:  # a probe the backend does not claim is "not provided", never "passed"
+            return
         results.append({"probe": probe, "passed": bool(passed), "detail": str(detail)[:300]})
 
     # Network probes only where the backend claims network isolation: elsewhere they would send
@@ -125,36 +158,38 @@ def main():
         attempts = {f"{h}:{args['canary_port']}": connect(h, args["canary_port"]) for h in sorted(hosts)}
         record("no-host-access", attempts and all(v != "connected" for v in attempts.values()), attempts)
 
-    # A refused write alone proves little (a non-root user is refused anyway): the root mount
-    # itself must be read-only, and writes must fail with EROFS.
-    written = {}
-    for path in ("/probe-root", "/etc/probe", "/usr/probe"):
+    if "read-only-root" not in skip:
+        # A refused write alone proves little (a non-root user is refused anyway): the root mount
+        # itself must be read-only, and writes must fail with EROFS.
+        written = {}
+        for path in ("/probe-root", "/etc/probe", "/usr/probe"):
+            try:
+                with open(path, "w") as handle:
+                    handle.write("x")
+                written[path] = "written"
+            except OSError as exc:
+                written[path] = "EROFS" if exc.errno == errno.EROFS else str(exc.strerror)
+        root_options = ""
+        for line in (read("/proc/self/mountinfo") or "").splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[4] == "/":
+                root_options = fields[5]
+        written["/ mount"] = root_options
+        refused = all(v == "EROFS" for k, v in written.items() if k != "/ mount")
+        read_only = "ro" in root_options.split(",") and refused
+        record("read-only-root", read_only, written)
+    if "noexec-tmp" not in skip:
+        script = "/tmp/probe-exec.sh"
         try:
-            with open(path, "w") as handle:
-                handle.write("x")
-            written[path] = "written"
+            with open(script, "w") as handle:
+                handle.write("#!/bin/sh\nexit 0\n")
+            os.chmod(script, 0o755)
+            subprocess.run([script], check=True)
+            record("noexec-tmp", False, "a file written to /tmp could be executed")
         except OSError as exc:
-            written[path] = "EROFS" if exc.errno == errno.EROFS else exc.strerror
-    root_options = ""
-    for line in (read("/proc/self/mountinfo") or "").splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[4] == "/":
-            root_options = fields[5]
-    written["/ mount"] = root_options
-    refused = all(v == "EROFS" for k, v in written.items() if k != "/ mount")
-    read_only = "ro" in root_options.split(",") and refused
-    record("read-only-root", read_only, written)
-    script = "/tmp/probe-exec.sh"
-    try:
-        with open(script, "w") as handle:
-            handle.write("#!/bin/sh\nexit 0\n")
-        os.chmod(script, 0o755)
-        subprocess.run([script], check=True)
-        record("noexec-tmp", False, "a file written to /tmp could be executed")
-    except OSError as exc:
-        record("noexec-tmp", True, exc.strerror)
-    except subprocess.CalledProcessError as exc:
-        record("noexec-tmp", False, f"executed with status {exc.returncode}")
+            record("noexec-tmp", True, exc.strerror)
+        except subprocess.CalledProcessError as exc:
+            record("noexec-tmp", False, f"executed with status {exc.returncode}")
     record("non-root", os.getuid() != 0 and os.geteuid() != 0, f"uid={os.getuid()} euid={os.geteuid()}")
     status = read("/proc/self/status") or ""
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -162,10 +197,24 @@ def main():
     record("no-capabilities", cap_eff == 0, f"CapEff={cap_eff:#x}")
     no_new_privs = fields.get("NoNewPrivs", "0").strip()
     record("no-new-privileges", no_new_privs == "1", f"NoNewPrivs={no_new_privs}")
-    memory, pids, cpus = cgroup_limits()
+    # Whichever limit is tighter holds: the cgroup's (a container) or the process's own rlimits
+    # (a backend without one); both are enforced by the kernel.
+    cg_memory, cg_pids, cpus = cgroup_limits()
+    rl_memory, rl_pids = rlimit_limits()
+    memory, pids = tighter(cg_memory, rl_memory), tighter(cg_pids, rl_pids)
+    memory_source = "cgroup" if memory is not None and memory == cg_memory else "rlimit"
+    pids_source = "cgroup" if pids is not None and pids == cg_pids else "rlimit"
     want = args.get("limits", {})
-    record("memory-limit", memory is not None and memory <= want.get("memory_bytes", 0), f"limit={memory}")
-    record("pids-limit", pids is not None and pids <= want.get("pids", 0), f"limit={pids}")
+    record(
+        "memory-limit",
+        memory is not None and memory <= want.get("memory_bytes", 0),
+        f"limit={memory} ({memory_source})" if memory is not None else "limit=None",
+    )
+    record(
+        "pids-limit",
+        pids is not None and pids <= want.get("pids", 0),
+        f"limit={pids} ({pids_source})" if pids is not None else "limit=None",
+    )
     record("cpu-limit", cpus is not None and cpus <= want.get("cpus", 0) + 1e-6, f"cpus={cpus}")
     print(json.dumps(results))
 

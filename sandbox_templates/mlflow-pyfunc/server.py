@@ -87,4 +87,6 @@ async def invocations(request: Request) -> JSONResponse:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="0.0.0.0", port=int(os.environ.get("PORT", "8080")), log_level="warning")  # noqa: S104
+    # 0.0.0.0 inside a container (its network is the isolation); a backend without one sets HOST.
+    host = os.environ.get("HOST", "0.0.0.0")  # noqa: S104
+    uvicorn.run(app, host=host, port=int(os.environ.get("PORT", "8080")), log_level="warning")

@@ -227,7 +227,8 @@ def test_teardown_is_idempotent_and_complete(
     sandbox = backend.provision("t-iso-teardown", Resources(memory_mb=256))
     backend.deploy(sandbox, load_template("mlflow-pyfunc"), tiny_model_dir)
     first = backend.teardown("t-iso-teardown")
-    assert first.verified and len(first.removed) == 3
+    # The model container, the network, and the two firewall rules (INPUT and DOCKER-USER).
+    assert first.verified and len(first.removed) == 4, first.removed
     second = backend.teardown("t-iso-teardown")
     assert second.verified and second.removed == []
     label = {"label": "regsandbox.trial_id=t-iso-teardown"}
