@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import DataError, IsolationError, TrialFailedError
 from orchestrator.settings import Settings
 from orchestrator.trial import EXPERIMENT, TrialContext
+
+if TYPE_CHECKING:
+    from orchestrator.backends import Sandbox, SandboxBackend
 
 FEATURE_EXCLUDE = {"case_id"}
 
@@ -150,6 +154,8 @@ def attest(ctx: TrialContext) -> None:
         raise IsolationError(
             f"[{ctx.backend.name}] trial {ctx.trial_id}: isolation probes failed before deployment: {failed}"
         )
+    # The probes knock on the same firewall rules: what the model tries later is counted from here.
+    ctx.refused_baseline = ctx.backend.refused_connections(ctx.sandbox)
     ctx.log(f"isolation verified: {ctx.attestation.verified_level}, {len(ctx.attestation.probes)} probes")
 
 
@@ -267,6 +273,26 @@ def assess(ctx: TrialContext) -> None:
     ctx.enter("assessed", verdicts=ctx.verdicts)
 
 
+def _record_last_state(ctx: TrialContext, backend: SandboxBackend, sandbox: Sandbox) -> None:
+    """What the model was doing when the trial ended: refused attempts and surviving processes."""
+    try:
+        refused = backend.refused_connections(sandbox)
+        processes = backend.processes(sandbox)
+    except Exception as exc:  # evidence gathering must never block the teardown itself
+        ctx.log(f"could not read the sandbox's last state: {exc}")
+        return
+    if refused is not None:
+        base = ctx.refused_baseline or {}
+        delta = {k: max(v - base.get(k, 0), 0) for k, v in refused.items()}
+        ctx.values["isolation/refused_connections"] = float(sum(delta.values()))
+        if any(delta.values()):
+            ctx.event("isolation_event", event="connections_refused", **delta)
+    if processes:
+        ctx.event(
+            "isolation_event", event="processes_at_teardown", count=len(processes), processes=processes[:50]
+        )
+
+
 def teardown(ctx: TrialContext) -> None:
     """Stop the gateway and remove every sandbox object; safe after any failure."""
     if ctx.sampler is not None:
@@ -275,6 +301,8 @@ def teardown(ctx: TrialContext) -> None:
         ctx.gateway.stop()
     if ctx.streamer is not None:
         ctx.streamer.close()
+    if ctx.backend is not None and ctx.sandbox is not None:
+        _record_last_state(ctx, ctx.backend, ctx.sandbox)
     if ctx.backend is None:
         # Provisioning never started, so the trial owns no sandbox object to remove.
         from orchestrator.backends import TeardownResult

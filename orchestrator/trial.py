@@ -85,6 +85,7 @@ class TrialContext:
         self.sandbox: Sandbox | None = None
         self.slot: Slot | None = None
         self.attestation: Attestation | None = None
+        self.refused_baseline: dict[str, int] | None = None
         self.sampler: ResourceSampler | None = None
         self.endpoint: Endpoint | None = None
         self.gateway: Gateway | None = None

@@ -214,6 +214,14 @@ class SandboxBackend(abc.ABC):
     def pids_limit(self) -> int:
         return 256
 
+    def refused_connections(self, sandbox: Sandbox) -> dict[str, int] | None:
+        """Connection attempts out of the sandbox refused so far, by kind; None if not observable."""
+        return None
+
+    def processes(self, sandbox: Sandbox) -> list[str]:
+        """The processes running in the sandbox right now, one line each (empty if not observable)."""
+        return []
+
     def ping(self) -> None:  # noqa: B027 - most backends have no engine to ask
         """Raise BackendUnavailableError when the backend's engine does not answer."""
         return None

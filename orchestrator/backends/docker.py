@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 MODEL_MOUNT = "/model"
+SHM_SIZE_MB = 16
 
 
 def bridge_name(trial_id: str) -> str:
@@ -133,6 +134,8 @@ class DockerBackend(SandboxBackend):
             "user": self.settings.sandbox_user,
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={self.settings.tmpfs_size_mb}m"},  # noqa: S108
+            # /dev/shm stays (multiprocessing and joblib need POSIX semaphores) but small and explicit.
+            "shm_size": f"{SHM_SIZE_MB}m",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "mem_limit": memory,
@@ -277,6 +280,21 @@ class DockerBackend(SandboxBackend):
             oom_killed=bool(state.get("OOMKilled")),
         )
 
+    def refused_connections(self, sandbox: Sandbox) -> dict[str, int] | None:
+        return hostfirewall.refused_counts(sandbox.trial_id)
+
+    def processes(self, sandbox: Sandbox) -> list[str]:
+        import docker.errors
+
+        container = self._container(sandbox)
+        if container is None:
+            return []
+        try:
+            top = container.top(ps_args="-eo pid,ppid,user,args")
+        except docker.errors.APIError:
+            return []
+        return [" ".join(str(v) for v in row) for row in top.get("Processes") or []]
+
     def logs(self, sandbox: Sandbox, tail: int = 200) -> str:
         container = self._container(sandbox)
         return container.logs(tail=tail).decode(errors="replace") if container else ""
@@ -306,7 +324,9 @@ class DockerBackend(SandboxBackend):
             IsolationControl(
                 control="read-only root filesystem",
                 applied=bool(host.get("ReadonlyRootfs")),
-                detail="tmpfs: " + ", ".join(f"{k} ({v})" for k, v in (host.get("Tmpfs") or {}).items()),
+                detail="writable: "
+                + ", ".join(f"{k} ({v})" for k, v in (host.get("Tmpfs") or {}).items())
+                + f", /dev/shm ({(host.get('ShmSize') or 0) // 2**20} MiB, noexec,nosuid,nodev)",
             ),
             IsolationControl(
                 control="non-root user", applied=bool(user) and not user.startswith("0"), detail=user

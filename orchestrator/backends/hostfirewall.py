@@ -85,6 +85,19 @@ def owned_trials() -> set[str]:
     return {p[len(COMMENT_PREFIX) :] for rule in _listed() for p in rule if p.startswith(COMMENT_PREFIX)}
 
 
+def refused_counts(trial_id: str) -> dict[str, int]:
+    """Packets the trial's rules refused so far: ``to_host`` (INPUT) and ``off_bridge`` (DOCKER-USER)."""
+    wanted = f"{COMMENT_PREFIX}{trial_id}"
+    counts = {"to_host": 0, "off_bridge": 0}
+    for chain, key in (("INPUT", "to_host"), ("DOCKER-USER", "off_bridge")):
+        proc = _run(["-v", "-S", chain])
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+            parts = line.replace('"', "").split()
+            if wanted in parts and "-c" in parts:
+                counts[key] += int(parts[parts.index("-c") + 1])
+    return counts
+
+
 def unblock(trial_id: str) -> list[str]:
     removed = []
     for rule in rules_for(trial_id):
