@@ -31,10 +31,12 @@ class MetricPoint:
 class EvalBatch:
     """A batch of evaluation evidence.
 
-    Per-case arrays (``y_true``, ``y_score`` and every array in ``attributes``) are aligned
-    with each other; ``y_score`` is NaN where the model gave no usable answer for the case.
-    Per-request arrays (``latency_ms``, ``ok``) are aligned with each other: one entry per
-    HTTP request, which may have carried many cases.
+    Per-case arrays (``y_true``, ``y_score``, every array in ``attributes`` and every array in
+    ``features``) are aligned with each other; ``y_score`` is NaN where the model gave no usable
+    answer for the case. ``features`` holds the model's input values per case (what the drift
+    monitor compares with the reference population); it is None when the collector does not
+    pass them. Per-request arrays (``latency_ms``, ``ok``) are aligned with each other: one
+    entry per HTTP request, which may have carried many cases.
     """
 
     y_true: np.ndarray
@@ -42,18 +44,27 @@ class EvalBatch:
     attributes: dict[str, np.ndarray]
     latency_ms: np.ndarray
     ok: np.ndarray
+    features: dict[str, np.ndarray] | None = None
 
     @staticmethod
     def concat(batches: list[EvalBatch]) -> EvalBatch:
         if not batches:
             return EvalBatch(np.zeros(0), np.zeros(0), {}, np.zeros(0), np.zeros(0, dtype=bool))
         keys = batches[0].attributes.keys()
+        with_features = [b.features is not None for b in batches]
+        if any(with_features) and not all(with_features):
+            raise ValueError("cannot concatenate batches with and without features")
+        features = None
+        if batches[0].features is not None:
+            names = batches[0].features.keys()
+            features = {k: np.concatenate([b.features[k] for b in batches if b.features]) for k in names}
         return EvalBatch(
             y_true=np.concatenate([b.y_true for b in batches]),
             y_score=np.concatenate([b.y_score for b in batches]),
             attributes={k: np.concatenate([b.attributes[k] for b in batches]) for k in keys},
             latency_ms=np.concatenate([b.latency_ms for b in batches]),
             ok=np.concatenate([b.ok for b in batches]),
+            features=features,
         )
 
 

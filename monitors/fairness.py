@@ -2,9 +2,10 @@
 
 A gap is only as good as the groups it compares. A group enters the comparison when it
 holds at least ``min_group_size`` scored cases and both outcome classes; smaller groups are
-listed as "insufficient evidence" instead of being silently pooled or treated as passing.
-With fewer than two qualifying groups a gap is None, never 0: "no measured disparity" and
-"no evidence" must not look the same in a report.
+listed as "insufficient evidence" instead of being silently pooled or treated as passing, and
+counted in ``fairness/insufficient_groups/<attr>`` so that a policy can refuse to pass a trial
+that left a group unexamined. With fewer than two qualifying groups a gap is None, never 0:
+"no measured disparity" and "no evidence" must not look the same in a report.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitors import stats
 from monitors.base import EvalBatch, MetricPoint, Monitor, MonitorResult
+from monitors.class_scores import ClassScores
 
 ASSESSED = "assessed"
 INSUFFICIENT = "insufficient evidence"
 MISSING_GROUP = "unknown"
 
 GAP_METRICS = ("auroc_gap", "tpr_gap", "fpr_gap", "eq_odds_diff", "worst_group_auroc")
+INSUFFICIENT_GROUPS = "insufficient_groups"
 
 
 def metric_key(metric: str, attribute: str) -> str:
@@ -29,10 +31,26 @@ def metric_key(metric: str, attribute: str) -> str:
     return f"fairness/{metric}/{attribute}"
 
 
-def _group_labels(values: Any) -> np.ndarray:
-    # Missing attribute values form their own visible group rather than vanishing from the table.
-    series = pd.Series(np.asarray(values, dtype=object), dtype=object)
-    return series.where(series.notna(), MISSING_GROUP).astype(str).to_numpy(dtype=object)
+class _Codebook:
+    """Group label <-> integer code for one attribute, stable across batches."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self._codes: dict[str, int] = {}
+
+    def encode(self, values: Any) -> np.ndarray:
+        # Factorise first and stringify only the distinct values: a million labels, a handful of groups.
+        local, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+        names = [str(u) for u in uniques] + [MISSING_GROUP]
+        mapping = np.array([self._code(name) for name in names], dtype=np.int64)
+        # Missing values (code -1) become their own visible group rather than vanishing.
+        return mapping[local]
+
+    def _code(self, name: str) -> int:
+        if name not in self._codes:
+            self._codes[name] = len(self.labels)
+            self.labels.append(name)
+        return self._codes[name]
 
 
 class SubgroupMonitor(Monitor):
@@ -41,6 +59,7 @@ class SubgroupMonitor(Monitor):
     ``fairness/eq_odds_diff/<attr>`` is the equalized-odds difference, max(TPR gap, FPR gap).
     ``fairness/worst_group_auroc/<attr>`` is the lowest AUROC among qualifying groups (None with
     fewer than two, like the gaps, because it is a comparison across groups).
+    ``fairness/insufficient_groups/<attr>`` counts the groups left out for lack of evidence.
     """
 
     name = "fairness"
@@ -51,46 +70,55 @@ class SubgroupMonitor(Monitor):
         self.attributes = list(attributes)
         self.min_group_size = min_group_size
         self.threshold = threshold
-        self._y: list[np.ndarray] = []
-        self._s: list[np.ndarray] = []
-        self._groups: dict[str, list[np.ndarray]] = {a: [] for a in self.attributes}
+        self._books = {a: _Codebook() for a in self.attributes}
+        # One pair of sorted score arrays per group of each attribute.
+        self._groups: dict[str, list[ClassScores]] = {a: [] for a in self.attributes}
 
     def _absorb(self, batch: EvalBatch) -> None:
-        s = np.asarray(batch.y_score, dtype=float)
-        scored = np.isfinite(s)
         missing = [a for a in self.attributes if a not in batch.attributes]
         if missing:
             raise ValueError(
                 f"batch lacks sensitive attribute(s) {missing}; it has {sorted(batch.attributes)}"
             )
-        self._y.append(np.asarray(batch.y_true, dtype=float)[scored])
-        self._s.append(s[scored])
+        s = np.asarray(batch.y_score, dtype=float)
+        scored = np.flatnonzero(np.isfinite(s))
+        # One sort by score for the whole batch; every group's slice below is then already sorted.
+        by_score = scored[np.argsort(s[scored], kind="stable")]
+        s = s[by_score]
+        positive = np.asarray(batch.y_true, dtype=float)[by_score] > 0.5
         for attr in self.attributes:
-            self._groups[attr].append(_group_labels(batch.attributes[attr])[scored])
+            codes = self._books[attr].encode(batch.attributes[attr])[by_score]
+            groups = self._groups[attr]
+            groups.extend(ClassScores() for _ in range(len(self._books[attr].labels) - len(groups)))
+            # A stable sort by group code (narrow keys sort in linear time) keeps score order within groups.
+            narrow = codes.astype(np.int16) if len(groups) < 2**15 else codes
+            order = np.argsort(narrow, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(groups) + 1))
+            for code, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+                if hi > lo:
+                    idx = order[lo:hi]
+                    groups[code].add(positive[idx], s[idx], presorted=True)
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        if not self._y:
-            return np.zeros(0), np.zeros(0), {a: np.zeros(0, dtype=object) for a in self.attributes}
-        self._y, self._s = [np.concatenate(self._y)], [np.concatenate(self._s)]
-        self._groups = {a: [np.concatenate(g)] for a, g in self._groups.items()}
-        return self._y[0], self._s[0], {a: g[0] for a, g in self._groups.items()}
-
-    def _rows(self, y: np.ndarray, s: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+    def _rows(self, attr: str) -> list[dict[str, Any]]:
+        labels = self._books[attr].labels
         rows = []
-        for group in sorted(set(labels.tolist())):
-            mask = labels == group
-            y_g, s_g = y[mask], s[mask]
-            n, positives = int(mask.sum()), int((y_g > 0.5).sum())
-            tpr, fpr = stats.tpr_fpr(y_g, s_g, self.threshold)
-            qualifies = n >= self.min_group_size and 0 < positives < n
+        for code in sorted(range(len(labels)), key=lambda c: labels[c]):
+            group = self._groups[attr][code]
+            size, n_pos = group.size, int(group.pos.size)
+            if size == 0:
+                continue
+            # Predicted positive: scored at or above the threshold, one tail of each sorted array.
+            tp = n_pos - int(np.searchsorted(group.pos, self.threshold, side="left"))
+            fp = int(group.neg.size - np.searchsorted(group.neg, self.threshold, side="left"))
+            qualifies = size >= self.min_group_size and 0 < n_pos < size
             rows.append(
                 {
-                    "group": group,
-                    "n": n,
-                    "positives": positives,
-                    "auroc": stats.auroc(y_g, s_g),
-                    "tpr": tpr,
-                    "fpr": fpr,
+                    "group": labels[code],
+                    "n": size,
+                    "positives": n_pos,
+                    "auroc": group.auroc(),
+                    "tpr": tp / n_pos if n_pos else None,
+                    "fpr": fp / (size - n_pos) if size > n_pos else None,
                     "status": ASSESSED if qualifies else INSUFFICIENT,
                 }
             )
@@ -98,9 +126,10 @@ class SubgroupMonitor(Monitor):
 
     @staticmethod
     def _gaps(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+        insufficient = float(sum(r["status"] == INSUFFICIENT for r in rows))
         ok = [r for r in rows if r["status"] == ASSESSED]
         if len(ok) < 2:
-            return dict.fromkeys(GAP_METRICS)
+            return {**dict.fromkeys(GAP_METRICS), INSUFFICIENT_GROUPS: insufficient}
 
         def spread(col: str) -> float:
             vals = [float(r[col]) for r in ok]
@@ -113,13 +142,13 @@ class SubgroupMonitor(Monitor):
             "fpr_gap": fpr_gap,
             "eq_odds_diff": max(tpr_gap, fpr_gap),
             "worst_group_auroc": min(float(r["auroc"]) for r in ok),
+            INSUFFICIENT_GROUPS: insufficient,
         }
 
     def _evaluate(self) -> dict[str, tuple[list[dict[str, Any]], dict[str, float | None]]]:
-        y, s, groups = self._arrays()
         out = {}
         for attr in self.attributes:
-            rows = self._rows(y, s, groups[attr])
+            rows = self._rows(attr)
             out[attr] = (rows, self._gaps(rows))
         return out
 

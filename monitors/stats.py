@@ -4,72 +4,123 @@ Every function returns ``None`` rather than a number when the evidence cannot su
 (an empty sample, a single class for AUROC), because a made-up 0 or 0.5 would read as a
 measured value in a regulator's report.
 
-AUROC is the Mann-Whitney statistic with ties counted as one half, computed from per-case
-weights so that the point estimate and all bootstrap replicates share one sort: a bootstrap
-replicate is just a different weight vector over the same sorted cases.
+Everything a binary risk model's discrimination and calibration depend on is summarised by
+the distinct scores ("levels") and the number of positives and negatives at each: the
+``*_from_levels`` forms work on that summary, which a monitor rebuilds after each batch from
+the sorted scores it keeps (:class:`monitors.class_scores.ClassScores`). Tied scores form one
+level, the way scikit-learn counts them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-MetricFn = Callable[[np.ndarray, np.ndarray], float | None]
 
-# Bound the (replicates x cases) weight matrix so that bootstraps over large trials stay in memory.
-_MAX_CELLS = 2_000_000
-
-
-def _labels(y: Any) -> np.ndarray:
+def labels(y: Any) -> np.ndarray:
+    """Boolean positive-class labels from 0/1 (or probability-like) values."""
     return np.asarray(y, dtype=float) > 0.5
 
 
-def _scores(s: Any) -> np.ndarray:
+def scores(s: Any) -> np.ndarray:
     return np.asarray(s, dtype=float)
 
 
-def _auroc_weighted(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUROC for each row of ``weights`` (shape replicates x cases); NaN where a class has no weight."""
-    pos = _labels(y)
-    order = np.argsort(s, kind="mergesort")
-    s_sorted = s[order]
-    pos_sorted = pos[order]
-    # Cases with equal scores form one tie level; within a level a positive beats half the negatives.
-    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    w = weights[:, order]
-    w_pos = np.add.reduceat(w * pos_sorted, starts, axis=1)
-    w_neg = np.add.reduceat(w * ~pos_sorted, starts, axis=1)
-    neg_below = np.cumsum(w_neg, axis=1) - w_neg
-    wins = (w_pos * (neg_below + 0.5 * w_neg)).sum(axis=1)
-    pairs = w_pos.sum(axis=1) * w_neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, wins / pairs, np.nan)
+def level_starts(s_sorted: np.ndarray) -> np.ndarray:
+    """Index of the first case of each run of equal scores in ascending ``s_sorted``."""
+    if s_sorted.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
 
 
-def _accuracy_weighted(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    correct = (s >= 0.5) == _labels(y)
-    return (weights * correct).sum(axis=1) / weights.sum(axis=1)
+def split(y: Any, s: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted scores of the positive and of the negative cases."""
+    y_arr, s_arr = labels(y), scores(s)
+    return np.sort(s_arr[y_arr]), np.sort(s_arr[~y_arr])
 
 
-def _brier_weighted(y: np.ndarray, s: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    sq = (s - _labels(y)) ** 2
-    return (weights * sq).sum(axis=1) / weights.sum(axis=1)
+def levels(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct scores (ascending) over both classes, with the positives and negatives at each."""
+    starts_p, starts_n = level_starts(pos), level_starts(neg)
+    count_p = np.diff(np.r_[starts_p, pos.size]).astype(float)
+    count_n = np.diff(np.r_[starts_n, neg.size]).astype(float)
+    return merge_levels(
+        (pos[starts_p], count_p, np.zeros(count_p.size)), (neg[starts_n], np.zeros(count_n.size), count_n)
+    )
+
+
+Levels = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def merge_levels(a: Levels, b: Levels) -> Levels:
+    """Union of two (values, positives, negatives) summaries, each with distinct ascending values."""
+    if a[0].size == 0:
+        return b
+    if b[0].size == 0:
+        return a
+    values = np.concatenate([a[0], b[0]])
+    # Two sorted runs: a stable sort merges them in linear time.
+    order = np.argsort(values, kind="stable")
+    values = values[order]
+    starts = level_starts(values)
+    n_pos = np.add.reduceat(np.concatenate([a[1], b[1]])[order], starts)
+    n_neg = np.add.reduceat(np.concatenate([a[2], b[2]])[order], starts)
+    return values[starts], n_pos, n_neg
+
+
+def auroc_from_levels(n_pos: np.ndarray, n_neg: np.ndarray) -> float | None:
+    """Mann-Whitney AUROC from per-level class counts (ascending scores; ties count one half)."""
+    total_pos, total_neg = float(n_pos.sum()), float(n_neg.sum())
+    if total_pos == 0 or total_neg == 0:
+        return None
+    neg_below = np.cumsum(n_neg) - n_neg
+    return float((n_pos * (neg_below + 0.5 * n_neg)).sum() / (total_pos * total_neg))
+
+
+def average_precision_from_levels(n_pos: np.ndarray, n_neg: np.ndarray) -> float | None:
+    """Average precision (scikit-learn's step-wise definition) from ascending per-level class counts."""
+    total_pos = float(n_pos.sum())
+    if total_pos == 0:
+        return None
+    # Thresholds go from the highest score down; each level's positives are recalled at its precision.
+    tp, fp = np.cumsum(n_pos[::-1]), np.cumsum(n_neg[::-1])
+    return float((n_pos[::-1] * (tp / (tp + fp))).sum() / total_pos)
+
+
+def accuracy_from_levels(
+    values: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray, threshold: float = 0.5
+) -> float | None:
+    total = float(n_pos.sum() + n_neg.sum())
+    if total == 0:
+        return None
+    flagged = values >= threshold
+    return float((n_pos[flagged].sum() + n_neg[~flagged].sum()) / total)
+
+
+def brier_from_levels(values: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray) -> float | None:
+    total = float(n_pos.sum() + n_neg.sum())
+    if total == 0:
+        return None
+    return float((n_pos * (1.0 - values) ** 2 + n_neg * values**2).sum() / total)
 
 
 def auroc(y: Any, s: Any) -> float | None:
     """Area under the ROC curve (rank-based, ties count one half); None with only one class present."""
-    y_arr, s_arr = _labels(y), _scores(s)
-    if y_arr.size == 0:
-        return None
-    value = _auroc_weighted(y_arr, s_arr, np.ones((1, y_arr.size)))[0]
-    return None if np.isnan(value) else float(value)
+    _, n_pos, n_neg = levels(*split(y, s))
+    return auroc_from_levels(n_pos, n_neg)
+
+
+def average_precision(y: Any, s: Any) -> float | None:
+    """Area under the precision-recall curve as average precision; None without a positive case."""
+    _, n_pos, n_neg = levels(*split(y, s))
+    return average_precision_from_levels(n_pos, n_neg)
 
 
 def accuracy(y: Any, s: Any, threshold: float = 0.5) -> float | None:
     """Share of cases whose prediction ``s >= threshold`` equals the label."""
-    y_arr, s_arr = _labels(y), _scores(s)
+    y_arr, s_arr = labels(y), scores(s)
     if y_arr.size == 0:
         return None
     return float(np.mean((s_arr >= threshold) == y_arr))
@@ -77,15 +128,21 @@ def accuracy(y: Any, s: Any, threshold: float = 0.5) -> float | None:
 
 def brier(y: Any, s: Any) -> float | None:
     """Mean squared difference between score and label."""
-    y_arr, s_arr = _labels(y), _scores(s)
+    y_arr, s_arr = labels(y), scores(s)
     if y_arr.size == 0:
         return None
     return float(np.mean((s_arr - y_arr) ** 2))
 
 
+def prevalence(y: Any) -> float | None:
+    """Share of positive cases: the average precision a model without skill would reach."""
+    y_arr = labels(y)
+    return float(y_arr.mean()) if y_arr.size else None
+
+
 def tpr_fpr(y: Any, s: Any, threshold: float = 0.5) -> tuple[float | None, float | None]:
     """True- and false-positive rates at ``threshold``; each None when its denominator class is absent."""
-    y_arr, s_arr = _labels(y), _scores(s)
+    y_arr, s_arr = labels(y), scores(s)
     pred = s_arr >= threshold
     n_pos, n_neg = int(y_arr.sum()), int((~y_arr).sum())
     tpr = float((pred & y_arr).sum() / n_pos) if n_pos else None
@@ -95,7 +152,7 @@ def tpr_fpr(y: Any, s: Any, threshold: float = 0.5) -> tuple[float | None, float
 
 def confusion(y: Any, s: Any, threshold: float = 0.5) -> dict[str, int]:
     """Counts ``tn``, ``fp``, ``fn``, ``tp`` at ``threshold``."""
-    y_arr, s_arr = _labels(y), _scores(s)
+    y_arr, s_arr = labels(y), scores(s)
     pred = s_arr >= threshold
     return {
         "tn": int((~pred & ~y_arr).sum()),
@@ -120,87 +177,32 @@ def percentiles(x: Any, qs: Sequence[float]) -> list[float] | None:
     return [float(v) for v in np.percentile(arr, list(qs))]
 
 
-def roc_curve(y: Any, s: Any, max_points: int = 101) -> dict[str, list[float]] | None:
+def _thin(columns: dict[str, np.ndarray], max_points: int) -> dict[str, list[float]]:
+    size = next(iter(columns.values())).size
+    if size > max_points:
+        keep = np.unique(np.round(np.linspace(0, size - 1, max_points)).astype(int))
+        columns = {k: v[keep] for k, v in columns.items()}
+    return {k: v.tolist() for k, v in columns.items()}
+
+
+def roc_curve_from_levels(n_pos: np.ndarray, n_neg: np.ndarray, max_points: int = 101) -> dict | None:
     """ROC curve points from (0, 0) to (1, 1), evenly thinned to at most ``max_points``."""
-    y_arr, s_arr = _labels(y), _scores(s)
-    n_pos, n_neg = int(y_arr.sum()), int((~y_arr).sum())
-    if n_pos == 0 or n_neg == 0:
+    if n_pos.sum() == 0 or n_neg.sum() == 0:
         return None
-    order = np.argsort(-s_arr, kind="mergesort")
-    s_desc, y_desc = s_arr[order], y_arr[order]
-    # One point per distinct threshold: the last case of each run of equal scores.
-    cut = np.r_[np.flatnonzero(np.diff(s_desc)), s_desc.size - 1]
-    tps = np.cumsum(y_desc)[cut]
-    fps = cut + 1 - tps
-    tpr = np.r_[0.0, tps / n_pos]
-    fpr = np.r_[0.0, fps / n_neg]
-    if tpr.size > max_points:
-        keep = np.unique(np.round(np.linspace(0, tpr.size - 1, max_points)).astype(int))
-        tpr, fpr = tpr[keep], fpr[keep]
-    return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    # One point per distinct threshold, from the highest score down.
+    tpr = np.r_[0.0, np.cumsum(n_pos[::-1]) / n_pos.sum()]
+    fpr = np.r_[0.0, np.cumsum(n_neg[::-1]) / n_neg.sum()]
+    return _thin({"fpr": fpr, "tpr": tpr}, max_points)
 
 
-def calibration_bins(y: Any, s: Any, n_bins: int = 10) -> dict[str, list[Any]]:
-    """Reliability diagram data over equal-width score bins; empty bins carry None."""
-    y_arr, s_arr = _labels(y), _scores(s)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.floor(s_arr * n_bins).astype(int), 0, n_bins - 1) if s_arr.size else np.zeros(0, int)
-    counts = np.bincount(idx, minlength=n_bins)
-    sum_pred = np.bincount(idx, weights=s_arr, minlength=n_bins)
-    sum_obs = np.bincount(idx, weights=y_arr.astype(float), minlength=n_bins)
-    mean_pred = [float(p / c) if c else None for p, c in zip(sum_pred, counts, strict=True)]
-    observed = [float(o / c) if c else None for o, c in zip(sum_obs, counts, strict=True)]
-    return {
-        "bin_edges": edges.tolist(),
-        "mean_predicted": mean_pred,
-        "observed_rate": observed,
-        "count": counts.tolist(),
-    }
-
-
-# Metrics with a weighted form get fully vectorised bootstraps; any other callable is resampled in a loop.
-_WEIGHTED: dict[Callable[..., Any], Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
-    auroc: _auroc_weighted,
-    accuracy: _accuracy_weighted,
-    brier: _brier_weighted,
-}
-
-
-def bootstrap_ci(
-    fn: MetricFn, y: Any, s: Any, n_boot: int = 200, seed: int = 0, level: float = 0.95
-) -> tuple[float, float] | None:
-    """Percentile bootstrap confidence interval of ``fn(y, s)`` over cases resampled with replacement.
-
-    Returns None when the sample is empty or when fewer than half the replicates give a value
-    (for AUROC: most resamples held a single class), since such an interval would mislead.
-    """
-    y_arr, s_arr = _labels(y), _scores(s)
-    n = y_arr.size
-    if n == 0 or n_boot <= 0:
+def pr_curve_from_levels(n_pos: np.ndarray, n_neg: np.ndarray, max_points: int = 101) -> dict | None:
+    """Precision-recall curve points, from the highest threshold down, thinned to ``max_points``."""
+    if n_pos.sum() == 0:
         return None
-    rng = np.random.default_rng(seed)
-    weighted = _WEIGHTED.get(fn)
-    replicates: list[np.ndarray] = []
-    if weighted is not None:
-        chunk = max(1, _MAX_CELLS // n)
-        for start in range(0, n_boot, chunk):
-            rows = min(chunk, n_boot - start)
-            idx = rng.integers(0, n, size=(rows, n))
-            # Resampled indices become per-case counts (weights), one row per replicate.
-            flat = (idx + (np.arange(rows) * n)[:, None]).ravel()
-            weights = np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
-            replicates.append(weighted(y_arr, s_arr, weights))
-    else:
-        values = np.empty(n_boot)
-        for b in range(n_boot):
-            idx = rng.integers(0, n, size=n)
-            v = fn(y_arr[idx], s_arr[idx])
-            values[b] = np.nan if v is None else v
-        replicates.append(values)
-    boot = np.concatenate(replicates)
-    boot = boot[np.isfinite(boot)]
-    if boot.size < max(2, n_boot // 2):
-        return None
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(boot, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    tp, fp = np.cumsum(n_pos[::-1]), np.cumsum(n_neg[::-1])
+    return _thin({"recall": tp / n_pos.sum(), "precision": tp / (tp + fp)}, max_points)
+
+
+def roc_curve(y: Any, s: Any, max_points: int = 101) -> dict[str, list[float]] | None:
+    _, n_pos, n_neg = levels(*split(y, s))
+    return roc_curve_from_levels(n_pos, n_neg, max_points=max_points)

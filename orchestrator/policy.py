@@ -3,8 +3,10 @@
 Profiles live as YAML in the repository's ``policies/`` folder: ``asean-core`` holds the
 harmonised core and each country profile ``extends`` it, adding criteria or tightening
 inherited ones through ``overrides`` (never loosening them: the point of a shared core is
-that every participating regulator can rely on it). The digest covers every file of the
-chain, so a report names exactly which documents produced its verdicts.
+that every participating regulator can rely on it). Reference profiles (``kind: reference``:
+the EU AI Act's high-risk obligations, IMDRF's Good Machine Learning Practice) read the same
+evidence for comparison; no core or jurisdiction profile may build on one. The digest covers
+every file of the chain, so a report names exactly which documents produced its verdicts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from orchestrator.policy_models import (
     CriterionOverride,
     PolicyProfile,
     ProfileDocument,
+    Requirement,
     format_threshold,
 )
 from orchestrator.records import CriterionOutcome, JurisdictionAssessment, Outcome, Verdict
@@ -34,6 +37,7 @@ __all__ = [
     "CriterionOverride",
     "PolicyProfile",
     "ProfileDocument",
+    "Requirement",
     "assess",
     "assess_all",
     "default_policies_dir",
@@ -121,6 +125,7 @@ def _resolve(path: Path, seen: tuple[str, ...]) -> tuple[list[bytes], PolicyProf
         raise PolicyError(f"{path}: extends cycle: {' -> '.join((*seen, doc.id))}")
     chain_bytes: list[bytes] = []
     inherited: list[Criterion] = []
+    requirements: list[Requirement] = []
     notes: list[str] = []
     chain: tuple[str, ...] = (doc.id,)
     if doc.extends is not None:
@@ -128,9 +133,15 @@ def _resolve(path: Path, seen: tuple[str, ...]) -> tuple[list[bytes], PolicyProf
         if not parent_path.is_file():
             raise PolicyError(f"{path}: extends: no profile {doc.extends!r} at {parent_path}")
         chain_bytes, parent = _resolve(parent_path, (*seen, doc.id))
+        if parent.kind == "reference" and doc.kind != "reference":
+            # A comparator must never become part of a regulator's verdict by inheritance.
+            raise PolicyError(
+                f"{path}: extends: {doc.kind} profile cannot build on reference profile {parent.id!r}"
+            )
         inherited = [
             c.model_copy(update={"inherited_from": c.inherited_from or parent.id}) for c in parent.criteria
         ]
+        requirements = list(parent.requirements)
         notes = list(parent.notes)
         chain = (doc.id, *parent.chain)
     by_id = {c.id: c for c in inherited}
@@ -144,13 +155,18 @@ def _resolve(path: Path, seen: tuple[str, ...]) -> tuple[list[bytes], PolicyProf
                 f"{path}: criteria[{i}] (id {c.id!r}): already inherited; use overrides to tighten it"
             )
     criteria = [*by_id.values(), *doc.criteria]
+    known = {r.id for r in requirements}
+    for i, r in enumerate(doc.requirements):
+        if r.id in known:
+            raise PolicyError(f"{path}: requirements[{i}] (id {r.id!r}): already inherited")
     if not criteria:
         raise PolicyError(f"{path}: criteria: the resolved profile has no criterion")
     chain_bytes = [*chain_bytes, raw_bytes]
     digest = hashlib.sha256(b"".join(chain_bytes)).hexdigest()
     profile = PolicyProfile(
-        **doc.model_dump(exclude={"criteria", "notes"}),
+        **doc.model_dump(exclude={"criteria", "requirements", "notes"}),
         criteria=criteria,
+        requirements=[*requirements, *doc.requirements],
         notes=[*notes, *doc.notes],
         digest=digest,
         chain=chain,
@@ -191,9 +207,21 @@ def load_profile(code_or_id: str, policies_dir: Path | None = None) -> PolicyPro
 
 
 def list_profiles(policies_dir: Path | None = None) -> list[PolicyProfile]:
-    """Every profile in the folder, resolved, in file-name order."""
+    """Every profile in the folder, resolved, in file-name order.
+
+    Raises :class:`PolicyError` when two files claim the same jurisdiction code: a code must
+    name exactly one profile, or a trial could be assessed against the wrong document.
+    """
     directory = policies_dir or default_policies_dir()
-    return [_resolve(path, ())[1] for path in sorted(directory.glob("*.yaml"))]
+    profiles = [_resolve(path, ())[1] for path in sorted(directory.glob("*.yaml"))]
+    owner: dict[str, PolicyProfile] = {}
+    for profile in profiles:
+        first = owner.setdefault(profile.jurisdiction, profile)
+        if first is not profile:
+            raise PolicyError(
+                f"{profile.source}: jurisdiction {profile.jurisdiction!r} is already used by {first.source}"
+            )
+    return profiles
 
 
 def _evidence(
@@ -231,51 +259,77 @@ def _outcome(
     )
 
 
-def _phrase(kind: str, outcomes: list[CriterionOutcome], by_id: Mapping[str, Criterion]) -> str:
+def _explained(o: CriterionOutcome, findings: Mapping[str, str]) -> str:
+    return f": {findings[o.metric]}" if o.metric in findings else ""
+
+
+def _phrase(
+    kind: str, outcomes: list[CriterionOutcome], by_id: Mapping[str, Criterion], findings: Mapping[str, str]
+) -> str:
     noun = "criterion" if len(outcomes) == 1 else "criteria"
-    items = [f"{by_id[o.criterion_id].describe()} not met (observed {o.observed:.4g})" for o in outcomes]
+    items = [
+        f"{by_id[o.criterion_id].describe()} not met (observed {o.observed:.4g}{_explained(o, findings)})"
+        for o in outcomes
+    ]
     return f"{kind} {noun} {'; '.join(items)}"
 
 
-def _verdict(outcomes: list[CriterionOutcome], profile: PolicyProfile) -> tuple[Verdict, str]:
+def _verdict(
+    outcomes: list[CriterionOutcome], profile: PolicyProfile, findings: Mapping[str, str]
+) -> tuple[Verdict, str]:
     by_id = {c.id: c for c in profile.criteria}
     blocking = [o for o in outcomes if o.outcome == "fail" and o.severity == "blocking"]
     if blocking:
-        return "fail", "fail: " + _phrase("blocking", blocking, by_id)
+        return "fail", "fail: " + _phrase("blocking", blocking, by_id, findings)
     advisory = [o for o in outcomes if o.outcome == "fail"]
     missing = [o for o in outcomes if o.outcome == "insufficient evidence"]
     if advisory or missing:
         parts = []
         if advisory:
-            parts.append(_phrase("advisory", advisory, by_id))
+            parts.append(_phrase("advisory", advisory, by_id, findings))
         if missing:
-            names = ", ".join(by_id[o.criterion_id].describe() for o in missing)
+            names = ", ".join(
+                by_id[o.criterion_id].describe()
+                + (f" ({findings[o.metric]})" if o.metric in findings else "")
+                for o in missing
+            )
             parts.append(f"insufficient evidence for {names}")
         return "conditional", "conditional: " + "; ".join(parts)
     return "pass", f"pass: all {len(outcomes)} criteria met"
+
+
+def _unmeasured(profile: PolicyProfile) -> str:
+    if not profile.requirements:
+        return ""
+    ids = ", ".join(r.id for r in profile.requirements)
+    return f"; not assessed by the sandbox (documentary review): {ids}"
 
 
 def assess(
     profile: PolicyProfile,
     values: Mapping[str, float | None],
     intervals: Mapping[str, tuple[float, float]],
+    findings: Mapping[str, str] | None = None,
 ) -> JurisdictionAssessment:
     """Apply every criterion of ``profile`` to the observed values and give the verdict.
 
     A metric that is absent or None is "insufficient evidence", never a pass. Any blocking
     failure fails the trial; otherwise an advisory failure or missing evidence makes it
-    conditional; otherwise it passes.
+    conditional; otherwise it passes. ``findings`` (metric key -> explanation, from
+    :func:`monitors.findings`) are quoted in the rule, so that a failed subgroup criterion
+    names the subgroup and the gap. The profile's documentary requirements are listed in the
+    rule as not assessed: the verdict covers the measured criteria only.
     """
     evidence = _evidence(values, intervals)
     outcomes = [_outcome(c, evidence, intervals) for c in profile.criteria]
-    verdict, rule = _verdict(outcomes, profile)
+    verdict, rule = _verdict(outcomes, profile, findings or {})
     return JurisdictionAssessment(
         jurisdiction=profile.jurisdiction,
         profile_id=profile.id,
         profile_version=profile.version,
         profile_digest=profile.digest,
         verdict=verdict,
-        rule=rule,
+        rule=rule + _unmeasured(profile),
         criteria=outcomes,
     )
 
@@ -285,6 +339,7 @@ def assess_all(
     values: Mapping[str, float | None],
     intervals: Mapping[str, tuple[float, float]],
     policies_dir: Path | None = None,
+    findings: Mapping[str, str] | None = None,
 ) -> dict[str, JurisdictionAssessment]:
     """One assessment per jurisdiction code (keys as given), all over the same evidence."""
-    return {code: assess(load_profile(code, policies_dir), values, intervals) for code in codes}
+    return {code: assess(load_profile(code, policies_dir), values, intervals, findings) for code in codes}

@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Comparator = Literal[">=", "<=", ">", "<", "between"]
+# core: the shared harmonised profile; jurisdiction: a regulator's own profile;
+# reference: a comparator (EU AI Act, IMDRF GMLP) that no participating regulator applies.
+ProfileKind = Literal["core", "jurisdiction", "reference"]
 Severity = Literal["blocking", "advisory"]
 Provenance = Literal["sourced", "convention", "proposed"]
 Threshold = float | tuple[float, float]
@@ -111,6 +114,18 @@ class Criterion(_Model):
         return f"{self.metric} {self.comparator} {format_threshold(self.threshold)}"
 
 
+class Requirement(_Model):
+    """A requirement the sandbox cannot measure: it is listed, never assessed, never passed."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Id unique within the resolved profile.")
+    reference: str = Field(min_length=1, description="Article, principle or guideline it comes from.")
+    description: str = Field(min_length=1, description="What is required, in plain words.")
+    evidence: str = Field(
+        min_length=1,
+        description="Where a reviewer finds the evidence (documentation, the trial's own record).",
+    )
+
+
 class CriterionOverride(_Model):
     """Tightens an inherited criterion: a stricter threshold, a higher severity, or both."""
 
@@ -141,7 +156,14 @@ class ProfileDocument(_Model):
     version: str = Field(pattern=SEMVER_PATTERN, description="Semantic version of the profile document.")
     jurisdiction: str = Field(
         pattern=r"^[A-Z]{2,8}$",
-        description="Jurisdiction code (ISO 3166 alpha-2, or ASEAN for the shared core).",
+        description=(
+            "Jurisdiction code (ISO 3166 alpha-2, ASEAN for the shared core, EU or IMDRF for reference "
+            "profiles); unique across the policies folder."
+        ),
+    )
+    kind: ProfileKind = Field(
+        default="jurisdiction",
+        description="core, jurisdiction, or reference (a comparator no participating regulator applies).",
     )
     name: str = Field(min_length=1, description="Human-readable profile name.")
     regulator: str = Field(min_length=1, description="Authority or authorities the profile speaks for.")
@@ -154,19 +176,24 @@ class ProfileDocument(_Model):
     overrides: list[CriterionOverride] = Field(
         default_factory=list, description="Inherited criteria this profile tightens, by id."
     )
+    requirements: list[Requirement] = Field(
+        default_factory=list,
+        description="Requirements outside the sandbox's measurements, left to documentary review.",
+    )
     notes: list[str] = Field(
         default_factory=list, description="Facts that are not metric criteria (data governance)."
     )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ProfileDocument:
-        for kind, ids in (
+        for what, ids in (
             ("criterion", [c.id for c in self.criteria]),
             ("override", [o.id for o in self.overrides]),
+            ("requirement", [r.id for r in self.requirements]),
         ):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             if dupes:
-                raise ValueError(f"duplicate {kind} id(s): {', '.join(dupes)}")
+                raise ValueError(f"duplicate {what} id(s): {', '.join(dupes)}")
         return self
 
 

@@ -62,6 +62,15 @@ class ApprovedData(_Spec):
     approval_ref: str = Field(min_length=1, description="Reference of the approval (ethics board, DPA ...).")
 
 
+class ReferenceData(_Spec):
+    generator: Literal["reference-population"] = Field(
+        default="reference-population",
+        description="Generator of the population the candidate was developed on.",
+    )
+    rows: int = Field(default=20_000, ge=100, le=2_000_000, description="Size of the reference sample.")
+    seed: int = Field(default=2024, ge=0, description="Seed of the reference sample.")
+
+
 class DataSpec(_Spec):
     source: Literal["synthetic", "approved"] = Field(description="Where the trial's data comes from.")
     synthetic: SyntheticData | None = Field(
@@ -75,6 +84,13 @@ class DataSpec(_Spec):
     )
     expectations: str = Field(
         default="clinical-tabular", description="Data-contract suite the data must meet."
+    )
+    reference: ReferenceData = Field(
+        default_factory=ReferenceData,
+        description=(
+            "Population the candidate was developed on; drift per feature (PSI, KS) is measured against it. "
+            "The default is the sample candidate's own training population."
+        ),
     )
 
     @model_validator(mode="after")

@@ -197,18 +197,29 @@ def deploy(ctx: TrialContext) -> None:
 def run_workload(ctx: TrialContext) -> None:
     """Send the evaluation cases through the gateway while monitors stream to MLflow."""
     from monitors import default_monitors
+    from orchestrator.data.synthetic import generate
     from orchestrator.workload import EvidenceCollector
     from orchestrator.workload import run_workload as send_all
 
     ctx.checkpoint("run_workload")
     assert ctx.streamer and ctx.gateway and ctx.sink and ctx.data is not None and ctx.model  # noqa: S101
     spec = ctx.spec
-    ctx.monitors = default_monitors(spec.data.sensitive_attributes, spec.workload.min_group_size)
-    collector = EvidenceCollector(
-        ctx.data, spec.data.label, spec.data.sensitive_attributes, ctx.monitors, ctx.streamer.put
-    )
     exclude = {spec.data.label, *FEATURE_EXCLUDE}
     columns = ctx.model.input_columns or [c for c in ctx.data.columns if c not in exclude]
+    ref = spec.data.reference
+    reference = generate(ref.generator, {"REF": 1.0}, ref.rows, ref.seed)
+    features = [c for c in columns if c in reference.columns]
+    ctx.monitors = default_monitors(
+        spec.data.sensitive_attributes, spec.workload.min_group_size, reference=reference, features=features
+    )
+    collector = EvidenceCollector(
+        ctx.data,
+        spec.data.label,
+        spec.data.sensitive_attributes,
+        ctx.monitors,
+        ctx.streamer.put,
+        features=features,
+    )
     ctx.enter("observing", cases=len(ctx.data), batch_size=spec.workload.batch_size)
     deadline = ctx.started_at.timestamp() + spec.resources.timeout_s
 
@@ -255,17 +266,21 @@ def monitor(ctx: TrialContext) -> None:
     for key, (low, high) in ctx.intervals.items():
         final += [MetricPoint(f"final/{key}_ci_low", low, 0), MetricPoint(f"final/{key}_ci_high", high, 0)]
     ctx.streamer.put(final)
-    ctx.streamer.close()
-    ctx.event("monitored", points_sent=ctx.streamer.sent, batches=ctx.streamer.batches)
+    stats = ctx.streamer.close()
+    ctx.event("monitored", **stats.model_dump())
 
 
 def assess(ctx: TrialContext) -> None:
     from mlflow.entities import RunTag
 
+    from monitors import findings
     from orchestrator.policy import assess_all
 
     ctx.checkpoint("assess")
-    ctx.assessments = assess_all(ctx.spec.jurisdictions, ctx.values, ctx.intervals)
+    # Findings let a failed rule name the subgroup or feature behind it, not only the number.
+    ctx.assessments = assess_all(
+        ctx.spec.jurisdictions, ctx.values, ctx.intervals, findings=findings(ctx.results)
+    )
     if ctx.client and ctx.run_id:
         ctx.client.log_batch(
             ctx.run_id, tags=[RunTag(f"regsandbox.verdict.{c}", v) for c, v in ctx.verdicts.items()]

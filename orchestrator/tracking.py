@@ -1,30 +1,50 @@
 """MLflow plumbing: where runs go, and a background streamer that batches metric points.
 
 Metric points never reach MLflow one call per point (about 16 points/s against a server);
-they are queued, grouped and sent with ``log_batch`` from a background thread.
+they are queued, grouped and sent with ``log_batch`` from a background thread that outlasts
+an outage of the tracking server without losing or duplicating a point.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import math
+import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from monitors.base import MetricPoint
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlflow import MlflowClient
 
 logger = logging.getLogger(__name__)
+
+Identity = tuple[str, int, int, float | str]
+
+# Errors that no retry can fix: the store refuses the data itself (a bad key or value, a deleted
+# or finished run). Anything else (connection refused, timeout, 5xx) is the store being away.
+PERMANENT_ERRORS = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE", "BAD_REQUEST"}
+
+# MLflow's REST client retries a failed call 7 times with exponential back-off and waits up to
+# 120 s for each answer: minutes inside one call while a server is down. The platform's own calls
+# get bounded defaults (the operator's environment wins); the streamer passes its own per call.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
 
 
 def configure_mlflow(settings: Settings) -> None:
     """Point the mlflow client library at the platform's tracking store and registry."""
     import mlflow
 
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     settings.ensure_dirs()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
@@ -49,86 +69,329 @@ def ensure_experiment(settings: Settings, name: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
+def identity(point: MetricPoint) -> Identity:
+    """What makes a stored metric value this point: MLflow's own key for a metric row, minus the run."""
+    return (point.key, int(point.step), int(point.timestamp_ms), _parsed(point.value))
+
+
+def _json_value(value: float) -> float | str:
+    # MLflow's JSON (protobuf) form of non-finite doubles; plain JSON has no NaN or Infinity.
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+class Transport(Protocol):
+    """How the streamer reaches a tracking store: send a batch, read back what is stored."""
+
+    timeout_s: float
+
+    def log(self, run_id: str, points: list[MetricPoint]) -> None: ...
+
+    def stored(self, run_id: str, points: list[MetricPoint]) -> set[Identity]: ...
+
+
+class ClientTransport:
+    """Any store, through ``MlflowClient`` (SQL stores opened directly have no HTTP to tune)."""
+
+    timeout_s = 0.0
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def log(self, run_id: str, points: list[MetricPoint]) -> None:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(p.key, p.value, p.timestamp_ms, p.step) for p in points]
+        self._client.log_batch(run_id, metrics=metrics, synchronous=True)
+
+    def stored(self, run_id: str, points: list[MetricPoint]) -> set[Identity]:
+        keys = {p.key for p in points}
+        history = [m for key in keys for m in self._client.get_metric_history(run_id, key)]
+        return {(m.key, int(m.step), int(m.timestamp), _parsed(m.value)) for m in history}
+
+
+class RestTransport:
+    """A tracking server over REST, one request per call: no hidden retries, a bounded wait.
+
+    MLflow's client would retry a POST inside the call (duplicating a batch that was stored
+    before the connection broke) and wait minutes while the server is down; the streamer
+    retries itself, after reading back what was stored.
+    """
+
+    LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
+    GET_HISTORY = "/api/2.0/mlflow/metrics/get-history"
+
+    def __init__(self, host_creds: Callable[[], Any], timeout_s: float) -> None:
+        self._creds = host_creds
+        self.timeout_s = timeout_s
+
+    def _call(self, endpoint: str, method: str, **kwargs: Any) -> Any:
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        response = http_request(
+            self._creds(), endpoint, method, max_retries=0, timeout=self.timeout_s, **kwargs
+        )
+        return verify_rest_response(response, endpoint).json()
+
+    def log(self, run_id: str, points: list[MetricPoint]) -> None:
+        metrics = [
+            {"key": p.key, "value": _json_value(p.value), "timestamp": p.timestamp_ms, "step": p.step}
+            for p in points
+        ]
+        self._call(self.LOG_BATCH, "POST", json={"run_id": run_id, "metrics": metrics})
+
+    def stored(self, run_id: str, points: list[MetricPoint]) -> set[Identity]:
+        found: set[Identity] = set()
+        for key in {p.key for p in points}:
+            params: dict[str, Any] = {"run_id": run_id, "metric_key": key}
+            while True:
+                page = self._call(self.GET_HISTORY, "GET", params=params)
+                for m in page.get("metrics", []):
+                    found.add((m["key"], int(m.get("step", 0)), int(m["timestamp"]), _parsed(m["value"])))
+                if not page.get("next_page_token"):
+                    break
+                params["page_token"] = page["next_page_token"]
+        return found
+
+
+def _parsed(value: float | str) -> float | str:
+    number = float(value)  # "NaN" and "Infinity" parse as well
+    return number if math.isfinite(number) else str(number)
+
+
+def transport_for(client: MlflowClient, timeout_s: float) -> Transport:
+    """The REST transport for a tracking server, the client itself for anything else."""
+    from mlflow.store.tracking.rest_store import RestStore
+
+    # The client does not expose its store publicly; without it, fall back to the client's calls.
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    if isinstance(store, RestStore):
+        return RestTransport(store.get_host_creds, timeout_s)
+    return ClientTransport(client)
+
+
+class StreamerStats(BaseModel):
+    """What a streamer has done so far (points unless the name says otherwise)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queued: int  # accepted by put
+    sent: int  # confirmed stored, including points found already stored after an ambiguous failure
+    batches: int  # successful log_batch calls
+    failed_calls: int  # calls (sends or read-backs) that raised
+    retried: int  # points stored only after at least one failed attempt
+    already_stored: int  # points a read-back found stored although their send had failed
+    rejected: int  # points the store refused as invalid (never retried)
+    pending: int  # queued or in flight, not yet stored
+    last_error: str | None
+    closed: bool
+
+
+_COUNTERS = ("queued", "sent", "batches", "failed_calls", "retried", "already_stored", "rejected", "inflight")
+
+
 class MetricStreamer:
     """Send metric points to one MLflow run from a background thread, in batches.
 
-    ``put`` never calls MLflow: points go into a bounded queue (a full queue blocks the
-    producer, which is the back-pressure we want rather than dropping evidence). The thread
-    sends a batch when ``max_batch`` points are waiting or ``flush_interval_s`` has passed.
-    A failed send is retried with back-off, with the same batch, so nothing is lost when the
-    tracking server is briefly unavailable; ``close`` flushes everything still queued.
+    ``put`` never calls MLflow: points go into a bounded buffer (a full buffer blocks the
+    producer, the back-pressure we want rather than dropping evidence). The thread sends up to
+    ``max_batch`` points at once, as soon as that many are waiting or ``flush_interval_s`` after
+    the oldest arrived. A failed send is retried with back-off for as long as it takes, with
+    the same points: before each retry the thread reads back which of them the store already
+    holds (a call can time out after the server stored its batch) and resends only the others,
+    identified by (key, step, timestamp, value). MLflow's SQL stores keep one row per identity,
+    which also covers a batch committed after the read-back; a store without that guarantee
+    could then hold a point twice. ``close`` flushes everything still queued.
     """
 
     def __init__(
         self,
-        client: MlflowClient,
+        client: MlflowClient | None,
         run_id: str,
         max_batch: int = 1000,
         flush_interval_s: float = 0.5,
         max_queue: int = 100_000,
+        request_timeout_s: float = 15.0,
+        max_backoff_s: float = 5.0,
+        transport: Transport | None = None,
     ) -> None:
-        self._client = client
+        if transport is None:
+            if client is None:
+                raise ValueError("MetricStreamer needs an MlflowClient or a transport")
+            transport = transport_for(client, request_timeout_s)
+        self._transport = transport
         self._run_id = run_id
-        self._max_batch = min(max_batch, 1000)  # MLflow's per-request limit for metrics
+        self._max_batch = max(1, min(max_batch, 1000))  # MLflow's per-request limit for metrics
         self._interval = flush_interval_s
-        self._queue: queue.Queue[MetricPoint | None] = queue.Queue(maxsize=max_queue)
+        self._capacity = max(max_queue, self._max_batch)
+        self._max_backoff = max_backoff_s
+        self._buffer: deque[MetricPoint] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._abandon = threading.Event()
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._last_error: str | None = None
         self._thread = threading.Thread(target=self._loop, name=f"mlflow-streamer-{run_id[:8]}", daemon=True)
-        self.sent = 0
-        self.batches = 0
-        self.failures = 0
-        self._closed = False
         self._thread.start()
 
+    # -- producer side ------------------------------------------------------------------------
+
     def put(self, points: list[MetricPoint]) -> None:
-        if self._closed:
-            raise RuntimeError("streamer is closed")
-        for point in points:
-            self._queue.put(point)
+        """Queue points; blocks while the buffer is full."""
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("streamer is closed")
+            start = 0
+            while start < len(points):
+                while len(self._buffer) >= self._capacity and not self._abandon.is_set():
+                    self._cond.wait(0.5)
+                if self._abandon.is_set():
+                    raise RuntimeError("streamer gave up: the tracking store stayed unreachable")
+                room = self._capacity - len(self._buffer)
+                self._buffer.extend(points[start : start + room])
+                self._counts["queued"] += min(room, len(points) - start)
+                start += room
+                self._cond.notify_all()
+
+    def stats(self) -> StreamerStats:
+        with self._cond:
+            c = self._counts
+            pending = len(self._buffer) + c["inflight"]
+            return StreamerStats(
+                queued=c["queued"],
+                sent=c["sent"],
+                batches=c["batches"],
+                failed_calls=c["failed_calls"],
+                retried=c["retried"],
+                already_stored=c["already_stored"],
+                rejected=c["rejected"],
+                pending=pending,
+                last_error=self._last_error,
+                closed=self._closing,
+            )
+
+    @property
+    def sent(self) -> int:
+        return self._counts["sent"]
+
+    @property
+    def batches(self) -> int:
+        return self._counts["batches"]
+
+    @property
+    def failures(self) -> int:
+        return self._counts["failed_calls"]
+
+    def close(self, timeout_s: float = 60.0) -> StreamerStats:
+        """Flush every queued point and stop the thread.
+
+        When the store is still unreachable after ``timeout_s``, the thread gives up: the points
+        it could not store are counted in ``pending`` and logged, and ``close`` returns.
+        """
+        with self._cond:
+            already, self._closing = self._closing, True
+            self._cond.notify_all()
+        if already and not self._thread.is_alive():
+            return self.stats()  # closed before (teardown closes again after the monitor step)
+        self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            self._abandon.set()
+            with self._cond:
+                self._cond.notify_all()
+            self._thread.join(timeout=self._transport.timeout_s + 1.0)
+        final = self.stats()
+        if final.pending:
+            logger.error(
+                "MLflow run %s: %d metric point(s) not stored after %.0fs (last error: %s)",
+                self._run_id,
+                final.pending,
+                timeout_s,
+                final.last_error,
+            )
+        return final
+
+    # -- the sending thread -------------------------------------------------------------------
+
+    def _take(self) -> list[MetricPoint] | None:
+        """The next batch: full, or due by time, or the rest when closing; None when done."""
+        with self._cond:
+            while not self._buffer and not self._closing:
+                self._cond.wait()
+            if not self._buffer:
+                return None
+            due = time.monotonic() + self._interval
+            while len(self._buffer) < self._max_batch and not self._closing:
+                left = due - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            n = min(self._max_batch, len(self._buffer))
+            chunk = [self._buffer.popleft() for _ in range(n)]
+            self._counts["inflight"] = n
+            self._cond.notify_all()
+            return chunk
 
     def _loop(self) -> None:
-        pending: list[MetricPoint] = []
-        deadline = time.monotonic() + self._interval
-        done = False
-        while not done:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-                if item is None:
-                    done = True
-                else:
-                    pending.append(item)
-            except queue.Empty:
-                pass
-            if pending and (done or len(pending) >= self._max_batch or time.monotonic() >= deadline):
-                while pending:
-                    chunk, pending = pending[: self._max_batch], pending[self._max_batch :]
-                    self._send(chunk)
-            if time.monotonic() >= deadline:
-                deadline = time.monotonic() + self._interval
-
-    def _send(self, chunk: list[MetricPoint]) -> None:
-        from mlflow.entities import Metric
-
-        metrics = [Metric(p.key, p.value, p.timestamp_ms, p.step) for p in chunk]
-        delay = 0.2
-        while True:
-            try:
-                self._client.log_batch(self._run_id, metrics=metrics, synchronous=True)
-                self.sent += len(metrics)
-                self.batches += 1
+        while not self._abandon.is_set():
+            chunk = self._take()
+            if chunk is None:
                 return
-            except Exception as exc:  # the store may be down: wait and resend the same batch
-                self.failures += 1
-                logger.warning(
-                    "MLflow unavailable (%s); retrying %d points in %.1fs", exc, len(metrics), delay
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            self._deliver(chunk)
 
-    def close(self, timeout_s: float = 60.0) -> None:
-        """Flush every queued point and stop the thread."""
-        if self._closed:
+    def _count(self, **changes: int) -> None:
+        with self._cond:
+            for name, delta in changes.items():
+                self._counts[name] += delta
+
+    def _failed(self, exc: Exception, what: str, points: int, delay: float) -> None:
+        self._last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self._count(failed_calls=1)
+        logger.warning("MLflow %s failed (%s); %d point(s) wait, retry in %.1fs", what, exc, points, delay)
+
+    def _deliver(self, chunk: list[MetricPoint]) -> None:
+        """Store every point of ``chunk`` exactly once, however long the store stays away."""
+        work = [chunk]  # sub-batches; a batch the store refuses as invalid is split to isolate the bad point
+        while work and not self._abandon.is_set():
+            points = work.pop()
+            delay, failed = 0.2, False
+            while points and not self._abandon.is_set():
+                if failed:
+                    try:
+                        stored = self._transport.stored(self._run_id, points)
+                    except Exception as exc:  # the store is still away: wait, then look again
+                        self._failed(exc, "read-back", len(points), delay)
+                        self._abandon.wait(delay)
+                        delay = min(delay * 2, self._max_backoff)
+                        continue
+                    kept = [p for p in points if identity(p) not in stored]
+                    self._count(sent=len(points) - len(kept), already_stored=len(points) - len(kept))
+                    self._count(inflight=-(len(points) - len(kept)))
+                    points = kept
+                    if not points:
+                        break
+                try:
+                    self._transport.log(self._run_id, points)
+                except Exception as exc:
+                    if getattr(exc, "error_code", None) in PERMANENT_ERRORS:
+                        self._refused(points, exc, work)
+                        points = []
+                        break
+                    self._failed(exc, "log_batch", len(points), delay)
+                    failed = True
+                    self._abandon.wait(delay)
+                    delay = min(delay * 2, self._max_backoff)
+                    continue
+                self._count(
+                    sent=len(points), batches=1, inflight=-len(points), retried=len(points) if failed else 0
+                )
+                points = []
+
+    def _refused(self, points: list[MetricPoint], exc: Exception, work: list[list[MetricPoint]]) -> None:
+        if len(points) == 1:
+            self._last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self._count(rejected=1, inflight=-1)
+            logger.error("MLflow refused metric point %s: %s", points[0], exc)
             return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=timeout_s)
+        half = len(points) // 2
+        work.extend([points[half:], points[:half]])

@@ -79,8 +79,10 @@ class EvidenceCollector:
         attributes: list[str],
         monitors: list[Monitor],
         emit: Callable[[list[MetricPoint]], None],
+        features: list[str] | None = None,
     ) -> None:
         self._truth = truth.set_index("case_id", drop=False)
+        self._features = features or []
         self._label = label
         self._attributes = attributes
         self.monitors = monitors
@@ -103,7 +105,11 @@ class EvidenceCollector:
         batch = EvalBatch(
             y_true=rows[self._label].to_numpy(dtype=float),
             y_score=np.concatenate(scores),
-            attributes={a: rows[a].astype(str).to_numpy() for a in self._attributes},
+            # A missing attribute is its own group, not the string "nan".
+            attributes={
+                a: rows[a].astype(object).fillna("unknown").astype(str).to_numpy() for a in self._attributes
+            },
+            features={f: rows[f].to_numpy() for f in self._features} if self._features else None,
             latency_ms=np.array([r.latency_ms for r in evaluation]),
             ok=np.array([r.status == 200 for r in evaluation]),
         )

@@ -5,15 +5,25 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.metrics import accuracy_score, brier_score_loss, confusion_matrix, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    roc_auc_score,
+)
 
 from monitors import (
+    DriftMonitor,
     EvalBatch,
     OperationalMonitor,
     PerformanceMonitor,
     SubgroupMonitor,
+    bootstrap,
     default_monitors,
+    findings,
     stats,
 )
 
@@ -77,28 +87,74 @@ def test_percentile_matches_numpy(q):
     assert stats.percentile([], q) is None
 
 
+@pytest.mark.parametrize(("n", "seed", "decimals"), [(10, 1, 1), (200, 2, 1), (3000, 3, 2), (500, 4, 0)])
+def test_average_precision_matches_sklearn_with_ties(n, seed, decimals):
+    y, s = cases(n, seed, decimals=decimals)
+    if len(set(y)) < 2:
+        pytest.skip("degenerate draw")
+    assert stats.average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+
+
+def test_average_precision_none_without_positives():
+    assert stats.average_precision(np.zeros(5), np.linspace(0, 1, 5)) is None
+
+
 def test_bootstrap_ci_contains_estimate_and_narrows_with_n():
     widths = []
     for n in (200, 5000):
         y, s = cases(n, 7)
         point = stats.auroc(y, s)
-        ci = stats.bootstrap_ci(stats.auroc, y, s, n_boot=200, seed=0)
+        ci = bootstrap.bootstrap_ci(stats.auroc, y, s, n_boot=200, seed=0)
         assert ci is not None
         assert ci[0] <= point <= ci[1]
         widths.append(ci[1] - ci[0])
     assert widths[1] < widths[0] / 2
 
 
-def test_vectorised_bootstrap_equals_generic_loop():
+def _cell_intervals(y, s, n_boot, max_groups=bootstrap.MAX_GROUPS, seed=3):
+    pos, neg = stats.split(y, s)
+    cells = bootstrap.build_cells(*stats.levels(pos, neg), max_groups=max_groups)
+    point = {"auroc": stats.auroc(y, s), "auprc": stats.average_precision(y, s), "brier": stats.brier(y, s)}
+    point["accuracy"] = stats.accuracy(y, s)
+    return bootstrap.bootstrap_intervals(cells, point, n_boot=n_boot, seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("name", "fn"), [("auroc", stats.auroc), ("brier", stats.brier), ("accuracy", stats.accuracy)]
+)
+def test_cell_bootstrap_has_the_distribution_of_case_resampling(name, fn):
+    # Multinomial counts over (score, class) cells are how case resampling distributes; both
+    # intervals estimate the same quantiles, so they agree up to Monte-Carlo error.
     y, s = cases(300, 8)
-    fast = stats.bootstrap_ci(stats.auroc, y, s, n_boot=100, seed=3)
-    slow = stats.bootstrap_ci(lambda a, b: stats.auroc(a, b), y, s, n_boot=100, seed=3)
-    assert fast == pytest.approx(slow, abs=1e-12)
+    fast = _cell_intervals(y, s, n_boot=4000)[name]
+    slow = bootstrap.bootstrap_ci(fn, y, s, n_boot=4000, seed=3)
+    assert fast == pytest.approx(slow, abs=0.006)
+
+
+def test_pooled_cells_give_nearly_the_exact_interval():
+    y, s = cases(3000, 9, signal=0.8, decimals=8)
+    assert np.unique(s).size > 2500
+    levels = stats.levels(*stats.split(y, s))
+    exact_cells = bootstrap.build_cells(*levels, max_groups=None)
+    pooled_cells = bootstrap.build_cells(*levels, max_groups=256)
+    exact = bootstrap.metrics_from_counts(exact_cells, exact_cells.n_pos[None], exact_cells.n_neg[None])
+    pooled = bootstrap.metrics_from_counts(pooled_cells, pooled_cells.n_pos[None], pooled_cells.n_neg[None])
+    # Pooling neighbouring scores moves the statistics far less than their sampling error ...
+    for name in ("auroc", "auprc", "brier", "accuracy", "ece", "slope", "intercept"):
+        assert pooled[name][0] == pytest.approx(exact[name][0], abs=2e-3), name
+    assert pooled["accuracy"][0] == pytest.approx(stats.accuracy(y, s), abs=1e-12)
+    assert exact["auroc"][0] == pytest.approx(stats.auroc(y, s), abs=1e-12)
+    # ... so the intervals agree up to Monte-Carlo error.
+    exact_ci = _cell_intervals(y, s, n_boot=400, max_groups=None)
+    pooled_ci = _cell_intervals(y, s, n_boot=400, max_groups=256)
+    for name in ("auroc", "auprc", "brier", "accuracy"):
+        assert pooled_ci[name] == pytest.approx(exact_ci[name], abs=0.006), name
 
 
 def test_bootstrap_ci_none_without_evidence():
-    assert stats.bootstrap_ci(stats.auroc, np.ones(50), np.linspace(0, 1, 50)) is None
-    assert stats.bootstrap_ci(stats.auroc, [], []) is None
+    assert bootstrap.bootstrap_ci(stats.auroc, np.ones(50), np.linspace(0, 1, 50)) is None
+    assert bootstrap.bootstrap_ci(stats.auroc, [], []) is None
+    assert _cell_intervals(np.ones(50), np.linspace(0, 1, 50), n_boot=100).get("auroc") is None
 
 
 # --- performance ---------------------------------------------------------------------------------
@@ -115,14 +171,103 @@ def test_performance_values_match_sklearn_and_skip_unscored():
     assert res.values["perf/auroc"] == pytest.approx(roc_auc_score(y[keep], s[keep]))
     assert res.values["perf/accuracy"] == pytest.approx(accuracy_score(y[keep], s[keep] >= 0.5))
     assert res.values["perf/brier"] == pytest.approx(brier_score_loss(y[keep], s[keep]))
+    assert res.values["perf/auprc"] == pytest.approx(average_precision_score(y[keep], s[keep]))
+    assert res.values["perf/prevalence"] == pytest.approx(y[keep].mean())
     assert res.values["perf/cases"] == keep.sum()
     assert res.values["perf/unscored_rate"] == pytest.approx(0.05)
-    lo, hi = res.intervals["perf/auroc"]
-    assert lo <= res.values["perf/auroc"] <= hi
+    for key in (
+        "perf/auroc",
+        "perf/auprc",
+        "perf/accuracy",
+        "perf/brier",
+        "calibration/slope",
+        "calibration/ece",
+    ):
+        lo, hi = res.intervals[key]
+        assert lo <= res.values[key] <= hi, key
     (tn, fp), (fn, tp) = confusion_matrix(y[keep], s[keep] >= 0.5)
     rows = {r["actual"]: r for r in res.tables["confusion_matrix"]}
     assert (rows["negative"]["predicted_negative"], rows["negative"]["predicted_positive"]) == (tn, fp)
     assert (rows["positive"]["predicted_negative"], rows["positive"]["predicted_positive"]) == (fn, tp)
+
+
+def miscalibrated(n: int, seed: int, slope: float, shift: float, decimals: int = 6):
+    """Scores whose logit is ``(true logit - shift) / slope``: too extreme (slope < 1) or too timid."""
+    rng = np.random.default_rng(seed)
+    true_logit = rng.normal(-0.5, 1.5, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    s = 1 / (1 + np.exp(-(true_logit - shift) / slope))
+    return y, np.round(s, decimals)
+
+
+def sklearn_recalibration(y, s):
+    """Reference: unpenalised logistic regression of y on logit(s), and the root of the offset model."""
+    from scipy.optimize import brentq
+    from sklearn.linear_model import LogisticRegression
+
+    p = np.clip(s, 1e-7, 1 - 1e-7)  # the monitor's documented clip for scores of exactly 0 or 1
+    x = np.log(p / (1 - p))
+    fit = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(x[:, None], y)
+    intercept = brentq(lambda a: float((y - 1 / (1 + np.exp(-(a + x)))).sum()), -10, 10, xtol=1e-12)
+    return float(fit.coef_[0][0]), intercept
+
+
+@pytest.mark.parametrize(("slope", "shift", "decimals"), [(1.0, 0.0, 6), (0.7, 0.5, 6), (1.3, -0.4, 2)])
+def test_calibration_matches_sklearn_and_scipy(slope, shift, decimals):
+    y, s = miscalibrated(4000, 30, slope, shift, decimals)
+    mon = PerformanceMonitor()
+    for step, part in enumerate(np.array_split(np.arange(y.size), 3)):
+        mon.update(batch(y[part], s[part]), step)
+    res = mon.result()
+    want_slope, want_intercept = sklearn_recalibration(y, s)
+    assert res.values["calibration/slope"] == pytest.approx(want_slope, abs=1e-6)
+    assert res.values["calibration/intercept"] == pytest.approx(want_intercept, abs=1e-6)
+    # The recovered slope is roughly the miscalibration put in.
+    assert res.values["calibration/slope"] == pytest.approx(slope, rel=0.15)
+
+
+def test_ece_and_reliability_bins_match_sklearn_calibration_curve():
+    from sklearn.calibration import calibration_curve
+
+    y, s = miscalibrated(5000, 31, 0.8, 0.6, decimals=2)  # many scores exactly on bin edges
+    mon = PerformanceMonitor()
+    mon.update(batch(y, s), 0)
+    res = mon.result()
+    prob_true, prob_pred = calibration_curve(y, s, n_bins=10, strategy="uniform")
+    bins = res.figures["calibration"]["bins"]
+    assert [b["observed"] for b in bins] == pytest.approx(prob_true.tolist())
+    assert [b["mean_predicted"] for b in bins] == pytest.approx(prob_pred.tolist())
+    # scikit-learn's binning: edges 0.1 ... 0.9, a score on an edge in the lower bin.
+    counts = np.bincount(np.searchsorted(np.linspace(0, 1, 11)[1:-1], s), minlength=10)
+    assert [b["count"] for b in bins] == counts[counts > 0].tolist()
+    want_ece = float((counts[counts > 0] * np.abs(prob_true - prob_pred)).sum() / y.size)
+    assert res.values["calibration/ece"] == pytest.approx(want_ece, abs=1e-12)
+    assert res.figures["calibration"]["ece"] == res.values["calibration/ece"]
+    assert res.tables["calibration_bins"] == bins
+
+
+def test_calibration_none_with_one_class_or_separable_scores():
+    mon = PerformanceMonitor()
+    mon.update(batch(np.ones(50), np.linspace(0.1, 0.9, 50)), 0)
+    assert mon.result().values["calibration/slope"] is None
+    separable = PerformanceMonitor()
+    separable.update(batch(np.r_[np.zeros(50), np.ones(50)], np.r_[np.full(50, 0.2), np.full(50, 0.8)]), 0)
+    res = separable.result()
+    assert res.values["perf/auroc"] == 1.0
+    assert res.values["calibration/slope"] is None
+    assert any("did not converge" in n for n in res.notes)
+
+
+def test_streamed_calibration_is_close_to_the_final_fit():
+    y, s = miscalibrated(20_000, 32, 0.8, 0.3, decimals=9)  # continuous scores: groups are pooled
+    mon = PerformanceMonitor()
+    last = mon.update(batch(y, s), 0)
+    streamed = {p.key: p.value for p in last}
+    final = mon.result().values
+    assert streamed["calibration/slope"] == pytest.approx(final["calibration/slope"], abs=2e-3)
+    assert streamed["calibration/intercept"] == pytest.approx(final["calibration/intercept"], abs=2e-3)
+    for key in ("perf/auroc", "perf/auprc", "perf/brier", "calibration/ece"):
+        assert streamed[key] == final[key], key
 
 
 def test_performance_figures():
@@ -212,7 +357,7 @@ def test_gap_is_none_when_fewer_than_two_groups_qualify():
     attrs = {"ethnicity": np.where(attrs["ethnicity"] == "chinese", "chinese", "rest").astype(object)}
     mon = SubgroupMonitor(["ethnicity"], min_group_size=1000)
     points = mon.update(batch(y, s, attrs), 0)
-    assert points == []
+    assert [(p.key, p.value) for p in points] == [("fairness/insufficient_groups/ethnicity", 1.0)]
     res = mon.result()
     for metric in ("auroc_gap", "tpr_gap", "fpr_gap", "eq_odds_diff", "worst_group_auroc"):
         assert res.values[f"fairness/{metric}/ethnicity"] is None
@@ -296,7 +441,176 @@ def test_operational_without_requests_gives_no_numbers():
     assert "latency_histogram" not in res.figures
 
 
+def test_latency_histogram_has_the_keys_the_report_draws():
+    mon = OperationalMonitor()
+    mon.update(batch([], [], latency=[10.0, 20.0, 400.0], ok=[True, True, False]), 0)
+    hist = mon.result().figures["latency_histogram"]
+    assert hist["edges"] == hist["bin_edges_ms"] and len(hist["edges"]) == len(hist["counts"]) + 1
+
+
 def test_default_monitors():
     mons = default_monitors(["sex", "country"], min_group_size=50)
     assert [m.name for m in mons] == ["performance", "fairness", "operational"]
     assert mons[1].min_group_size == 50
+    reference = pd.DataFrame({"bmi": [20.0, 25.0, 30.0], "sex": ["female", "male", "male"]})
+    mons = default_monitors(["sex"], reference=reference, features=["bmi", "sex"])
+    assert [m.name for m in mons] == ["performance", "fairness", "operational", "drift"]
+    with pytest.raises(ValueError, match="features"):
+        default_monitors(["sex"], reference=reference)
+
+
+# --- drift ---------------------------------------------------------------------------------------
+
+
+def psi_reference(ref: np.ndarray, trial: np.ndarray, n_bins: int = 10, eps: float = 1e-4) -> float:
+    """PSI written out plainly: decile edges of the reference, a loop over bins."""
+    edges = sorted(set(np.quantile(ref, [i / n_bins for i in range(1, n_bins)]).tolist()))
+    bounds = [-np.inf, *edges, np.inf]
+    total = 0.0
+    for lo, hi in itertools.pairwise(bounds):
+        r = max(np.mean((ref >= lo) & (ref < hi)), eps)
+        t = max(np.mean((trial >= lo) & (trial < hi)), eps)
+        total += (t - r) * np.log(t / r)
+    return float(total)
+
+
+def categorical_psi_reference(ref: list[str], trial: list[str], eps: float = 1e-4) -> float:
+    total = 0.0
+    for category in set(ref) | set(trial):
+        r = max(ref.count(category) / len(ref), eps)
+        t = max(trial.count(category) / len(trial), eps)
+        total += (t - r) * np.log(t / r)
+    return total
+
+
+def populations(n_ref: int = 8000, n_trial: int = 3000, seed: int = 40):
+    rng = np.random.default_rng(seed)
+    reference = pd.DataFrame(
+        {
+            "bmi": np.round(rng.normal(28.0, 4.0, n_ref), 1),
+            "age": rng.integers(18, 90, n_ref),
+            "glucose": rng.gamma(9.0, 0.6, n_ref),
+            "sex": rng.choice(["female", "male"], n_ref),
+            "smoking": rng.integers(0, 2, n_ref),
+        }
+    )
+    trial = {
+        "bmi": np.round(rng.normal(24.5, 3.5, n_trial), 1),  # lower BMI: a real shift
+        "age": rng.integers(18, 90, n_trial),  # the same distribution
+        "glucose": rng.gamma(9.0, 0.62, n_trial),
+        "sex": rng.choice(["female", "male", "other"], n_trial, p=[0.55, 0.43, 0.02]),
+        "smoking": rng.integers(0, 2, n_trial),
+    }
+    return reference, trial
+
+
+def drift_batch(features: dict[str, np.ndarray], idx: np.ndarray | slice) -> EvalBatch:
+    part = {k: np.asarray(v)[idx] for k, v in features.items()}
+    n = next(iter(part.values())).size
+    return EvalBatch(np.zeros(n), np.full(n, 0.5), {}, np.zeros(0), np.zeros(0, dtype=bool), features=part)
+
+
+def test_drift_matches_reference_psi_and_scipy_ks():
+    from scipy.stats import ks_2samp
+
+    reference, trial = populations()
+    features = ["bmi", "age", "glucose", "sex", "smoking"]
+    mon = DriftMonitor(reference, features)
+    mon.update(drift_batch(trial, slice(None)), 0)
+    res = mon.result()
+    for f in ("bmi", "age", "glucose", "smoking"):
+        ref = reference[f].to_numpy(dtype=float)
+        assert res.values[f"drift/psi/{f}"] == pytest.approx(psi_reference(ref, trial[f]), abs=1e-12), f
+        ks = ks_2samp(ref, trial[f], method="asymp")
+        assert res.values[f"drift/ks/{f}"] == pytest.approx(ks.statistic, abs=1e-12), f
+        # scipy scales the exact one-sample distribution; this is the asymptotic one with
+        # Stephens' correction, so they agree closely rather than exactly.
+        assert res.values[f"drift/ks_pvalue/{f}"] == pytest.approx(ks.pvalue, rel=0.05, abs=1e-6), f
+    sex_psi = categorical_psi_reference(reference["sex"].tolist(), trial["sex"].tolist())
+    assert res.values["drift/psi/sex"] == pytest.approx(sex_psi, abs=1e-12)
+    assert "drift/ks/sex" not in res.values
+    assert res.values["drift/psi/bmi"] > 0.25  # the shift put in is found ...
+    assert res.values["drift/psi/age"] < 0.05  # ... and none where there is none
+    assert res.values["drift/max_psi"] == max(v for k, v in res.values.items() if k.startswith("drift/psi/"))
+    rows = {r["feature"]: r for r in res.tables["drift"]}
+    assert rows["bmi"]["status"] == "major shift" and rows["age"]["status"] == "stable"
+    assert rows["sex"]["new_categories"] == ["other"]
+    assert rows["bmi"]["trial_mean"] == pytest.approx(trial["bmi"].mean())
+    fig = res.figures["drift/bmi"]
+    assert sum(fig["reference_share"]) == pytest.approx(1) and len(fig["labels"]) == len(fig["trial_share"])
+    assert res.figures["drift_psi"]["features"] == features
+    assert any(n.startswith("bmi: major shift") for n in res.notes)
+
+
+def test_ks_pvalue_close_to_scipy_exact_for_small_samples():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(41)
+    for _ in range(5):
+        ref, trial = rng.normal(size=400), rng.normal(size=150)
+        reference = pd.DataFrame({"x": ref})
+        mon = DriftMonitor(reference, ["x"])
+        mon.update(drift_batch({"x": trial}, slice(None)), 0)
+        got = mon.result().values["drift/ks_pvalue/x"]
+        assert got == pytest.approx(ks_2samp(ref, trial).pvalue, abs=0.02)
+
+
+def test_drift_streaming_equals_one_batch():
+    reference, trial = populations(seed=42)
+    features = ["bmi", "age", "glucose", "sex"]
+    whole = DriftMonitor(reference, features)
+    whole_points = whole.update(drift_batch(trial, slice(None)), 0)
+    streamed = DriftMonitor(reference, features)
+    for step, (a, b) in enumerate(itertools.pairwise([0, 10, 1000, 1001, 3000])):
+        last = streamed.update(drift_batch(trial, slice(a, b)), step)
+    assert streamed.result().values == pytest.approx(whole.result().values, abs=1e-12)
+    assert {p.key: p.value for p in last} == pytest.approx({p.key: p.value for p in whole_points}, abs=1e-12)
+
+
+def test_drift_missing_values_and_bad_input():
+    reference, _ = populations(n_ref=500)
+    mon = DriftMonitor(reference, ["bmi", "sex"])
+    mon.update(
+        drift_batch(
+            {"bmi": np.array([24.0, np.nan, 30.0]), "sex": np.array(["male", None, "x"], dtype=object)},
+            slice(None),
+        ),
+        0,
+    )
+    rows = {r["feature"]: r for r in mon.result().tables["drift"]}
+    assert rows["bmi"]["trial_missing"] == 1 and rows["bmi"]["trial_n"] == 2
+    assert rows["sex"]["trial_missing"] == 1 and "unknown" in rows["sex"]["new_categories"]
+    with pytest.raises(ValueError, match="no features"):
+        mon.update(batch([0.0], [0.5]), 1)
+    with pytest.raises(ValueError, match="lacks feature"):
+        mon.update(drift_batch({"bmi": np.array([1.0])}, slice(None)), 1)
+    with pytest.raises(ValueError, match="reference population lacks"):
+        DriftMonitor(reference, ["height"])
+
+
+def test_concat_keeps_features():
+    a = drift_batch({"bmi": np.array([20.0, 21.0])}, slice(None))
+    b = drift_batch({"bmi": np.array([22.0])}, slice(None))
+    joined = EvalBatch.concat([a, b])
+    assert joined.features is not None and joined.features["bmi"].tolist() == [20.0, 21.0, 22.0]
+    assert EvalBatch.concat([batch([0], [0.1]), batch([1], [0.9])]).features is None
+    with pytest.raises(ValueError, match="with and without features"):
+        EvalBatch.concat([a, batch([0], [0.1])])
+
+
+# --- findings ------------------------------------------------------------------------------------
+
+
+def test_findings_name_the_subgroup_and_the_feature():
+    y, s, attrs = subgroup_data()
+    mon = SubgroupMonitor(["ethnicity", "sex"])
+    mon.update(batch(y, s, attrs), 0)
+    reference, trial = populations()
+    drift = DriftMonitor(reference, ["bmi", "age"])
+    drift.update(drift_batch(trial, slice(None)), 0)
+    found = findings([mon.result(), drift.result()])
+    gap = found["fairness/auroc_gap/ethnicity"]
+    assert "ethnicity 'malay'" in gap and "gap" in gap
+    assert "'other' (n=40" in found["fairness/insufficient_groups/ethnicity"]
+    assert "'malay'" in found["fairness/worst_group_auroc/ethnicity"]
+    assert "feature 'bmi'" in found["drift/max_psi"]
