@@ -160,10 +160,13 @@ def policy_list() -> None:
     """List the policy profiles and their criteria counts."""
     from orchestrator.policy import list_profiles
 
-    for profile in list_profiles():
+    profiles = list_profiles()
+    width = max(len(p.id) for p in profiles)
+    typer.echo(f"{'code':<6} {'id':<{width}} {'version':<8} {'kind':<12} {'criteria':>8}  name")
+    for profile in profiles:
         typer.echo(
-            f"{profile.jurisdiction:<6} {profile.id:<14} v{profile.version:<8} "
-            f"{len(profile.criteria):>3} criteria  {profile.name}"
+            f"{profile.jurisdiction:<6} {profile.id:<{width}} {profile.version:<8} {profile.kind:<12} "
+            f"{len(profile.criteria):>8}  {profile.name}"
         )
 
 
@@ -173,9 +176,24 @@ def policy_show(code: Annotated[str, typer.Argument(help="Jurisdiction code or p
     from orchestrator.policy import load_profile
 
     profile = load_profile(code)
-    typer.echo(f"{profile.name} ({profile.id} v{profile.version}, sha256 {profile.digest[:16]}...)")
+    typer.echo(f"{profile.name}")
+    typer.echo(
+        f"  id {profile.id} v{profile.version} ({profile.kind}), builds on: {' -> '.join(profile.chain)}"
+    )
+    typer.echo(f"  regulator: {profile.regulator}")
+    typer.echo(f"  sha256 {profile.digest}")
+    for instrument in profile.instruments:
+        typer.echo(f"  instrument: {instrument.title}")
+    typer.echo("\ncriteria (assessed on the trial's evidence):")
+    width = max((len(c.id) for c in profile.criteria), default=10)
     for c in profile.criteria:
-        typer.echo(f"  {c.id:<32} {c.metric} {c.comparator} {c.threshold}  [{c.severity}, {c.provenance}]")
+        typer.echo(f"  {c.id:<{width}}  {c.describe():<40} {c.severity:<9} {c.provenance}")
+    if profile.requirements:
+        typer.echo("\nrequirements left to documentary review (never assessed here):")
+        for r in profile.requirements:
+            typer.echo(f"  {r.id}: {r.description} [{r.reference}]")
+    for note in profile.notes:
+        typer.echo(f"\nnote: {note}")
 
 
 @app.command("up")
