@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup engine base-image demo test test-unit lint clean bench
+.PHONY: setup system engine base-image demo test test-unit lint clean bench
 
 # Idempotent and fast when nothing changed: pip only runs when pyproject.toml is newer
 # than the stamp left by the last install.
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Debian packages beside Python (PDF rendering, fonts, firewall, browser for the report test).
+system:
+	@bash scripts/ensure-system-deps.sh
+
 # A running Docker engine and the offline sandbox base image (see README, "Docker engine").
 engine:
 	@bash scripts/ensure-docker.sh
@@ -23,11 +27,11 @@ engine:
 base-image: engine
 	@bash scripts/build-base-image.sh
 
-demo: setup base-image
+demo: system setup base-image
 	$(BIN)/python -m examples.train_candidate
 	$(BIN)/regsandbox trial run examples/trials/diabetes-risk.yaml
 
-test: setup base-image
+test: system setup base-image
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: setup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from orchestrator.policy import load_profile
@@ -24,6 +25,9 @@ from orchestrator.reports import (
     TrialSection,
     write_report,
 )
+from orchestrator.reports.card import model_card_from_registry
+from orchestrator.reports.model import ModelCard
+from orchestrator.reports.sections import FailureCase, Incident
 from orchestrator.steps import versions
 from orchestrator.trial import TrialContext
 
@@ -52,6 +56,126 @@ def _makeup(ctx: TrialContext) -> list[MakeupRow]:
             for g, n in counts.items()
         ]
     return rows
+
+
+def _data(ctx: TrialContext) -> DataSection | None:
+    """Provenance, the data contract's findings and the make-up, as the data step recorded them."""
+    from orchestrator.reports.model import ApprovedDataset, DataValidation, RepresentativenessRow
+
+    prepared = ctx.prepared
+    if prepared is None:
+        return None
+    provenance = prepared.report_provenance()
+    return DataSection(
+        source=prepared.source,
+        generator=prepared.generator,
+        rows=prepared.rows,
+        seed=prepared.seed,
+        digest=prepared.sha256,
+        label=prepared.label,
+        sensitive_attributes=prepared.sensitive_attributes,
+        makeup=_makeup(ctx),
+        approval_ref=ctx.spec.data.approved.approval_ref if ctx.spec.data.approved else None,
+        validation=DataValidation(**prepared.report_validation()),
+        provenance=ApprovedDataset(**provenance) if provenance else None,
+        representativeness=[RepresentativenessRow(**row) for row in prepared.report_representativeness()],
+    )
+
+
+def _model_card(ctx: TrialContext) -> ModelCard | None:
+    """The CHAI-style model card, from what the developer declared in the MLflow registry."""
+    uri = ctx.spec.model.uri
+    if not uri.startswith("models:/") or ctx.client is None:
+        return None
+    name_part = uri[len("models:/") :]
+    try:
+        if "@" in name_part:
+            name, alias = name_part.split("@", 1)
+            version = ctx.client.get_model_version_by_alias(name, alias)
+        else:
+            name, number = name_part.split("/", 1)
+            version = ctx.client.get_model_version(name, number)
+        registered = ctx.client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - a missing card is reported as missing, never a failed trial
+        return None
+    return model_card_from_registry(
+        name=name,
+        version=str(version.version),
+        source=f"models:/{name}/{version.version}",
+        model_description=registered.description,
+        version_description=version.description,
+        model_tags=dict(registered.tags),
+        version_tags=dict(version.tags),
+        created=dt.datetime.fromtimestamp(version.creation_timestamp / 1000, dt.UTC),
+    )
+
+
+def _incidents(ctx: TrialContext) -> list[Incident] | None:
+    """Isolation events seen while the sandbox ran; None when nothing was monitored."""
+    if ctx.sampler is None:
+        return None
+    found = []
+    for event in ctx.events:
+        if event.kind != "isolation_event":
+            continue
+        detail = {k: v for k, v in event.detail.items() if k != "event"}
+        description = str(event.detail.get("event", "event"))
+        if detail:
+            description += ": " + ", ".join(f"{k}={v}" for k, v in detail.items() if k != "processes")
+        found.append(Incident(kind="isolation", description=description[:500], at=event.at))
+    return found
+
+
+def _resources(ctx: TrialContext) -> dict[str, float] | None:
+    if ctx.sampler is None:
+        return None
+    found = {
+        "peak_memory_mb": ctx.sampler.peak_memory_bytes / 2**20,
+        "memory_limit_mb": float(ctx.spec.resources.memory_mb),
+        "peak_pids": float(ctx.sampler.peak_pids),
+        "oom_events": float(ctx.sampler.oom_events),
+    }
+    return found
+
+
+def _failure_cases(ctx: TrialContext, limit: int = 20) -> list[FailureCase] | None:
+    """The worst misses: positives scored lowest and negatives scored highest, verbatim."""
+    if ctx.data is None or not ctx.monitors or ctx.sink is None:
+        return None
+    traffic = ctx.workdir / "traffic.jsonl"
+    if not traffic.is_file():
+        return None
+    from orchestrator.records import TrafficRecord
+    from orchestrator.workload import scores_from
+
+    scores: dict[str, float] = {}
+    with traffic.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = TrafficRecord.model_validate_json(line)
+            if record.origin != "evaluation" or not record.case_ids or record.status != 200:
+                continue
+            for case_id, score in zip(
+                record.case_ids, scores_from(record.response, len(record.case_ids)), strict=True
+            ):
+                scores[case_id] = float(score)
+    label = ctx.spec.data.label
+    truth = ctx.data.set_index("case_id")[label]
+    misses = []
+    for case_id, score in scores.items():
+        if score != score:  # NaN: no usable answer, counted as unscored elsewhere
+            continue
+        expected = int(truth.get(case_id, -1))
+        error = (1.0 - score) if expected == 1 else score
+        misses.append((error, case_id, expected, score))
+    misses.sort(reverse=True)
+    attributes = ctx.spec.data.sensitive_attributes
+    rows = ctx.data.set_index("case_id")
+    cases = []
+    for _, case_id, expected, score in misses[:limit]:
+        row = rows.loc[case_id]
+        note = ", ".join(f"{a}={row[a]}" for a in attributes if a in row.index)
+        cases.append(FailureCase(case_id=case_id, expected=expected, predicted=round(score, 4), note=note))
+    return cases
 
 
 def _seeds(ctx: TrialContext) -> dict[str, int]:
@@ -119,20 +243,7 @@ def _isolation(ctx: TrialContext) -> IsolationSection | None:
 
 def build_report(ctx: TrialContext) -> ExitReport:
     spec = ctx.spec
-    synth = spec.data.synthetic_or_default if spec.data.source == "synthetic" else None
-    data = None
-    if ctx.data is not None and ctx.data_digest:
-        data = DataSection(
-            source=spec.data.source,
-            generator=synth.generator if synth else None,
-            rows=len(ctx.data),
-            seed=synth.seed if synth else None,
-            digest=ctx.data_digest,
-            label=spec.data.label,
-            sensitive_attributes=spec.data.sensitive_attributes,
-            makeup=_makeup(ctx),
-            approval_ref=spec.data.approved.approval_ref if spec.data.approved else None,
-        )
+    data = _data(ctx)
     model = None
     if ctx.model:
         model = ModelSection(
@@ -176,6 +287,8 @@ def build_report(ctx: TrialContext) -> ExitReport:
             requests=counts.get("developer", 0) + counts.get("evaluation", 0),
             errors=counts.get("errors", 0),
             developer_requests=counts.get("developer", 0),
+            resources=_resources(ctx),
+            incidents=_incidents(ctx),
         )
         if counts
         else None,
@@ -189,6 +302,8 @@ def build_report(ctx: TrialContext) -> ExitReport:
         ),
         events=ctx.events,
         error=ErrorSection(**ctx.error) if ctx.error else None,
+        model_card=_model_card(ctx),
+        failure_cases=_failure_cases(ctx),
         reproducibility=ReproducibilitySection(versions=versions(), seeds=_seeds(ctx), digests=_digests(ctx)),
     )
 
@@ -199,7 +314,7 @@ def report(ctx: TrialContext) -> ReportPaths:
     paths = write_report(build_report(ctx), ctx.settings.reports_dir / ctx.trial_id, ctx.settings.keys_dir)
     ctx.report = paths
     if ctx.client and ctx.run_id:
-        for path in (paths.json_, paths.html, paths.signature):
+        for path in (paths.json_, paths.html, paths.pdf, paths.signature, paths.envelope):
             if path:
                 ctx.client.log_artifact(ctx.run_id, path, artifact_path="exit-report")
         traffic = ctx.workdir / "traffic.jsonl"

@@ -1,9 +1,13 @@
-"""Exit reports: the canonical signed JSON, its schema, its HTML rendering and verification."""
+"""Exit reports: the canonical signed JSON, its schema, HTML and PDF renderings, attestation,
+verification and comparison."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.reports.card import model_card_from_registry
+from orchestrator.reports.diff import ReportDiff, diff_reports
+from orchestrator.reports.envelope import envelope_problem, verify_envelope
 from orchestrator.reports.html import render_html
 from orchestrator.reports.model import (
     SCHEMA_ID,
@@ -26,6 +30,17 @@ from orchestrator.reports.model import (
     canonical_json,
     load_report,
     parse_report,
+)
+from orchestrator.reports.sections import (
+    ApprovedDataset,
+    ContractCheck,
+    FailureCase,
+    Incident,
+    ModelCard,
+    MonitoringItem,
+    PlannedChange,
+    PostMarketSection,
+    RepresentativenessRow,
 )
 from orchestrator.reports.signing import (
     export_public_key,
@@ -52,33 +67,47 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SCHEMA_ID",
+    "ApprovedDataset",
+    "ContractCheck",
     "DataSection",
     "DataValidation",
     "EndpointSection",
     "ErrorSection",
     "ExitReport",
+    "FailureCase",
+    "Incident",
     "IsolationControl",
     "IsolationSection",
     "MakeupRow",
     "MetricsSection",
     "MlflowSection",
+    "ModelCard",
     "ModelSection",
+    "MonitoringItem",
     "OperationsSection",
+    "PlannedChange",
+    "PostMarketSection",
+    "ReportDiff",
     "ReportIntegrityError",
     "ReportPaths",
+    "RepresentativenessRow",
     "ReproducibilitySection",
     "TeardownSection",
     "TrialSection",
     "canonical_json",
+    "diff_reports",
+    "envelope_problem",
     "export_public_key",
     "export_schema",
     "load_or_create_key",
     "load_report",
+    "model_card_from_registry",
     "parse_report",
     "public_key_fingerprint",
     "render_html",
     "sign",
     "verification_problem",
     "verify",
+    "verify_envelope",
     "write_report",
 ]

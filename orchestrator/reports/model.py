@@ -4,6 +4,8 @@ The JSON produced by :func:`canonical_json` is the artefact regulators receive a
 bytes the issuer signs; HTML and PDF are renderings of it. Sections a trial may never reach
 (a failure while provisioning has no metrics, no endpoint, maybe no model digest) are
 optional, so that every trial, whatever its fate, ends with a report that says how far it got.
+Sections added after v1 was first published (:mod:`orchestrator.reports.sections`) are left out
+of the JSON when unset, so earlier reports keep loading back to exactly their signed bytes.
 """
 
 from __future__ import annotations
@@ -13,37 +15,36 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitors.base import MonitorResult
 from orchestrator.errors import RegSandboxError
 from orchestrator.records import JurisdictionAssessment, TrialEvent, TrialStatus, Verdict, utcnow
+from orchestrator.reports.sections import (
+    ApprovedDataset,
+    ContractCheck,
+    FailureCase,
+    Incident,
+    ModelCard,
+    PostMarketSection,
+    RepresentativenessRow,
+    Section,
+    Sha256,
+    UtcDatetime,
+    as_utc,
+    unset,
+)
 
 SCHEMA_ID: Final = "regsandbox/exit-report/v1"
-Sha256 = Annotated[str, Field(pattern=r"^(sha256:)?[0-9a-f]{64}$")]
 
 
 class ReportIntegrityError(RegSandboxError, ValueError):
     """A report cannot be represented, written or verified faithfully."""
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    # A naive timestamp is ambiguous evidence; refuse it rather than guess the zone.
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("timestamps in an exit report must be timezone-aware")
-    return value.astimezone(dt.UTC)
-
-
-UtcDatetime = Annotated[dt.datetime, AfterValidator(_utc)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TrialSection(_Section):
+class TrialSection(Section):
     """What was trialled, for whom and under which spec."""
 
     name: str = Field(description="Trial name (slug) from the spec.")
@@ -52,9 +53,12 @@ class TrialSection(_Section):
     risk_class: str = Field(description="Risk class claimed in the spec (ASEAN AMDD A-D).")
     jurisdictions: list[str] = Field(description="Jurisdiction codes whose profiles assess the trial.")
     spec: dict[str, Any] = Field(description="The full trial spec as JSON, exactly as run.")
+    imdrf_category: Literal["I", "II", "III", "IV"] | None = Field(
+        default=None, exclude_if=unset, description="IMDRF SaMD category (significance x situation)."
+    )
 
 
-class ModelSection(_Section):
+class ModelSection(Section):
     """The candidate model and the image it was served from."""
 
     uri: str = Field(description="Model URI from the spec, e.g. models:/diabetes-risk@candidate.")
@@ -66,7 +70,7 @@ class ModelSection(_Section):
     flavors: list[str] = Field(default_factory=list, description="MLflow flavours the model declares.")
 
 
-class MakeupRow(_Section):
+class MakeupRow(Section):
     """One group's share of the trial data along one sensitive attribute."""
 
     attribute: str = Field(description="Sensitive attribute, e.g. country.")
@@ -75,16 +79,19 @@ class MakeupRow(_Section):
     share: float = Field(ge=0.0, le=1.0, description="Fraction of all cases in the group.")
 
 
-class DataValidation(_Section):
+class DataValidation(Section):
     """Outcome of the data-quality suite run on the trial data."""
 
     suite: str = Field(description="Expectation suite applied, e.g. clinical-tabular.")
     success: bool = Field(description="Whether every expectation held.")
     evaluated: int = Field(ge=0, description="Number of expectations evaluated.")
     failures: list[str] = Field(default_factory=list, description="One line per failed expectation.")
+    checks: list[ContractCheck] | None = Field(
+        default=None, exclude_if=unset, description="Every expectation of the data contract and its outcome."
+    )
 
 
-class DataSection(_Section):
+class DataSection(Section):
     """Where the evaluation data came from and what it looked like."""
 
     source: Literal["synthetic", "approved"] = Field(description="Synthetic population or approved dataset.")
@@ -97,9 +104,15 @@ class DataSection(_Section):
     makeup: list[MakeupRow] = Field(default_factory=list, description="Demographic make-up of the data.")
     approval_ref: str | None = Field(default=None, description="Ethics/data approval reference, if any.")
     validation: DataValidation | None = Field(default=None, description="Data-quality validation outcome.")
+    provenance: ApprovedDataset | None = Field(
+        default=None, exclude_if=unset, description="The approved dataset as admitted (approved source only)."
+    )
+    representativeness: list[RepresentativenessRow] | None = Field(
+        default=None, exclude_if=unset, description="Group shares in the trial data vs the target population."
+    )
 
 
-class IsolationControl(_Section):
+class IsolationControl(Section):
     """One isolation control and whether it was actually in force."""
 
     control: str = Field(description="Control name, e.g. no-egress network, read-only root filesystem.")
@@ -107,7 +120,7 @@ class IsolationControl(_Section):
     detail: str = Field(default="", description="How it was applied or why it could not be.")
 
 
-class IsolationSection(_Section):
+class IsolationSection(Section):
     """The isolation the sandbox actually had, as verified, not as requested."""
 
     backend: str = Field(description="Isolation backend: docker, kubernetes or process.")
@@ -117,7 +130,7 @@ class IsolationSection(_Section):
     notes: list[str] = Field(default_factory=list, description="Caveats, e.g. weaker isolation of process.")
 
 
-class EndpointSection(_Section):
+class EndpointSection(Section):
     """The developer endpoint; the token itself never appears in a report."""
 
     url: str | None = Field(default=None, description="Endpoint URL handed to the developer.")
@@ -135,7 +148,7 @@ def _finite_intervals(values: dict[str, tuple[float, float]]) -> dict[str, tuple
     return {k: v for k, v in values.items() if all(math.isfinite(x) for x in v)}
 
 
-class MetricsSection(_Section):
+class MetricsSection(Section):
     """Summary metric values the policy profiles were assessed against."""
 
     values: dict[str, float | None] = Field(description="Metric key -> value; None means not computable.")
@@ -145,15 +158,23 @@ class MetricsSection(_Section):
     _clean_intervals = field_validator("intervals")(_finite_intervals)
 
 
-class OperationsSection(_Section):
+class OperationsSection(Section):
     """Traffic counts through the gateway."""
 
     requests: int = Field(ge=0, description="Requests served during the trial, all origins.")
     errors: int = Field(ge=0, description="Requests that ended in an error status.")
     developer_requests: int = Field(ge=0, description="Requests sent by the developer, not the evaluation.")
+    resources: dict[str, float] | None = Field(
+        default=None,
+        exclude_if=unset,
+        description="Resource use of the sandbox, e.g. peak_memory_mb, memory_limit_mb, cpu_seconds.",
+    )
+    incidents: list[Incident] | None = Field(
+        default=None, exclude_if=unset, description="Isolation, availability and security events observed."
+    )
 
 
-class MlflowSection(_Section):
+class MlflowSection(Section):
     """Where the streamed metrics and artefacts of the trial live."""
 
     tracking_uri: str = Field(description="MLflow tracking URI.")
@@ -165,14 +186,14 @@ class MlflowSection(_Section):
     )
 
 
-class TeardownSection(_Section):
+class TeardownSection(Section):
     """Whether the sandbox and everything labelled with the trial is gone."""
 
     verified: bool = Field(description="True when a post-teardown sweep found nothing left.")
     detail: dict[str, Any] = Field(default_factory=dict, description="What was removed and what was checked.")
 
 
-class ErrorSection(_Section):
+class ErrorSection(Section):
     """Why a trial stopped early."""
 
     step: str = Field(description="Trial step that failed, e.g. provision.")
@@ -180,7 +201,7 @@ class ErrorSection(_Section):
     message: str = Field(description="Error message.")
 
 
-class ReproducibilitySection(_Section):
+class ReproducibilitySection(Section):
     """What is needed to re-run the trial and obtain the same evidence."""
 
     versions: dict[str, str] = Field(default_factory=dict, description="Python and package versions.")
@@ -188,7 +209,7 @@ class ReproducibilitySection(_Section):
     digests: dict[str, str] = Field(default_factory=dict, description="Digests of profiles, packs, data.")
 
 
-class ExitReport(_Section):
+class ExitReport(Section):
     """The exit report of one trial: the evidence, each jurisdiction's verdict and the audit trail."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
@@ -220,6 +241,16 @@ class ExitReport(_Section):
     reproducibility: ReproducibilitySection = Field(
         default_factory=ReproducibilitySection, description="Versions, seeds and digests."
     )
+    # Additive v1 sections: absent from reports written before them, and omitted when unset.
+    model_card: ModelCard | None = Field(
+        default=None, exclude_if=unset, description="Developer's model card (CHAI Applied Model Card fields)."
+    )
+    failure_cases: list[FailureCase] | None = Field(
+        default=None, exclude_if=unset, description="Evaluation cases the model got wrong, verbatim."
+    )
+    post_market: PostMarketSection | None = Field(
+        default=None, exclude_if=unset, description="Post-market monitoring plan and change-control notes."
+    )
 
     @field_validator("monitors")
     @classmethod
@@ -232,7 +263,7 @@ class ExitReport(_Section):
     @field_validator("events")
     @classmethod
     def _aware_events(cls, value: list[TrialEvent]) -> list[TrialEvent]:
-        return [e if e.at.tzinfo == dt.UTC else e.model_copy(update={"at": _utc(e.at)}) for e in value]
+        return [e if e.at.tzinfo == dt.UTC else e.model_copy(update={"at": as_utc(e.at)}) for e in value]
 
     @model_validator(mode="after")
     def _consistent(self) -> ExitReport:
@@ -260,7 +291,7 @@ def _jsonable(value: Any, path: str) -> Any:
         # Free-form evidence tables may carry NaN (e.g. AUROC of a one-class subgroup): no value.
         return float(value) if math.isfinite(value) else None
     if isinstance(value, dt.datetime):
-        return _utc(value).isoformat().replace("+00:00", "Z")
+        return as_utc(value).isoformat().replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, BaseModel):
