@@ -46,8 +46,19 @@ def configure_mlflow(settings: Settings) -> None:
     for name, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     settings.ensure_dirs()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which Settings reads as the
+    # user's choice: keep the environment as the user left it, or one home's store would leak
+    # into every later Settings of the process.
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def ensure_experiment(settings: Settings, name: str) -> str:

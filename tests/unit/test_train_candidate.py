@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ URI = "models:/diabetes-risk@candidate"
 def candidate_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home: Path = tmp_path_factory.mktemp("regsandbox-home")
     previous_tracking, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    previous_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REGSANDBOX_HOME", str(home))
         # A tracking server configured on the machine must not receive the test's model.
@@ -29,6 +31,13 @@ def candidate_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Set
         yield Settings()
     mlflow.set_tracking_uri(previous_tracking)
     mlflow.set_registry_uri(previous_registry)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI: put the environment back as it was, or
+    # every later test's Settings would point at this module's store.
+    for key, value in previous_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
