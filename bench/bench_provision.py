@@ -61,11 +61,13 @@ def bare_run(client: docker.DockerClient, image: str, model: Path) -> float:
         container.remove(force=True)
 
 
-def sandbox_run(backend: DockerBackend, model: Path, n: int) -> float:
+def sandbox_run(backend: DockerBackend, model: Path, n: int, attest: bool = False) -> float:
     trial_id = f"bench-provision-{n}"
     started = time.perf_counter()
     try:
         sandbox = backend.provision(trial_id, Resources(cpus=1.0, memory_mb=1024))
+        if attest and not backend.attest(sandbox).passed:
+            raise RuntimeError("isolation probes failed")
         backend.deploy(sandbox, load_template("mlflow-pyfunc"), model)
         return time.perf_counter() - started
     finally:
@@ -83,14 +85,19 @@ def main() -> None:
         model = tiny_model(Path(tmp) / "model")
         backend = DockerBackend(settings, client)
         bare_run(client, image, model)  # warm the page cache for both sides alike
-        bare, sandbox = [], []
+        bare, sandbox, attested = [], [], []
         for n in range(args.repeat):  # interleaved, so drift in machine load hits both sides
             bare.append(bare_run(client, image, model))
             sandbox.append(sandbox_run(backend, model, n))
-    b, s = statistics.median(bare), statistics.median(sandbox)
-    print(f"bare docker run -> healthy      median {b:6.2f} s  runs {[round(x, 2) for x in bare]}")
-    print(f"sandbox provision -> healthy    median {s:6.2f} s  runs {[round(x, 2) for x in sandbox]}")
-    print(f"ratio sandbox / bare            {s / b:6.2f}  (target <= 1.3)")
+            attested.append(sandbox_run(backend, model, n, attest=True))
+    b, s, a = statistics.median(bare), statistics.median(sandbox), statistics.median(attested)
+    print(f"bare docker run -> healthy              median {b:6.2f} s  runs {[round(x, 2) for x in bare]}")
+    print(f"sandbox provision -> healthy            median {s:6.2f} s  runs {[round(x, 2) for x in sandbox]}")
+    print(
+        f"sandbox provision + attest -> healthy   median {a:6.2f} s  runs {[round(x, 2) for x in attested]}"
+    )
+    print(f"ratio sandbox / bare                    {s / b:6.2f}  (target <= 1.3)")
+    print(f"ratio sandbox with attestation / bare   {a / b:6.2f}")
 
 
 if __name__ == "__main__":

@@ -49,16 +49,18 @@ def configure_mlflow(settings: Settings) -> None:
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which Settings reads as the
     # user's choice: keep the environment as the user left it, or one home's store would leak
     # into every later Settings of the process.
-    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved: dict[str, str | None] = {
+        k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    }
     try:
         mlflow.set_tracking_uri(settings.tracking_uri)
         mlflow.set_registry_uri(settings.tracking_uri)
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
+        for key, previous in saved.items():
+            if previous is None:
+                os.environ.pop(key, None)
             else:
-                os.environ[name] = value
+                os.environ[key] = previous
 
 
 def ensure_experiment(settings: Settings, name: str) -> str:
