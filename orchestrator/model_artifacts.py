@@ -39,6 +39,14 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
+def registered_version(resolved: str) -> tuple[str, str] | None:
+    """(name, version) of a resolved ``models:/<name>/<version>`` URI; None for anything else."""
+    if not resolved.startswith("models:/"):
+        return None
+    name, _, version = resolved[len("models:/") :].partition("/")
+    return (name, version) if name and version.isdigit() else None
+
+
 def _resolve(uri: str) -> str:
     if not uri.startswith("models:/"):
         return uri

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from orchestrator.model_artifacts import registered_version
 from orchestrator.policy import load_profile
 from orchestrator.records import utcnow
 from orchestrator.reports import (
@@ -84,17 +85,13 @@ def _data(ctx: TrialContext) -> DataSection | None:
 
 def _model_card(ctx: TrialContext) -> ModelCard | None:
     """The CHAI-style model card, from what the developer declared in the MLflow registry."""
-    uri = ctx.spec.model.uri
-    if not uri.startswith("models:/") or ctx.client is None:
+    # The version fetched and deployed, not whatever the alias points at by report time.
+    found = registered_version(ctx.model.resolved) if ctx.model else None
+    if found is None or ctx.client is None:
         return None
-    name_part = uri[len("models:/") :]
+    name, number = found
     try:
-        if "@" in name_part:
-            name, alias = name_part.split("@", 1)
-            version = ctx.client.get_model_version_by_alias(name, alias)
-        else:
-            name, number = name_part.split("/", 1)
-            version = ctx.client.get_model_version(name, number)
+        version = ctx.client.get_model_version(name, number)
         registered = ctx.client.get_registered_model(name)
     except Exception:  # noqa: BLE001 - a missing card is reported as missing, never a failed trial
         return None
