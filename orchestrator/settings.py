@@ -51,6 +51,21 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(
         default=180.0, gt=0, description="How long a model server may take to become healthy."
     )
+    # Evidence outlives a tracking-server outage: at the end of monitoring the trial waits this
+    # long for MLflow to come back before it reports points as not stored.
+    mlflow_flush_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a trial waits, when monitoring ends, for MLflow to store every queued point.",
+    )
+    pdf_workers: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "Worker processes that lay out a report's annexes while the report itself is laid out; "
+            "0 lays out the whole PDF in the calling process."
+        ),
+    )
     sandbox_user: str = Field(default="10001:10001", description="uid:gid the model server runs as.")
     tmpfs_size_mb: int = Field(default=64, gt=0, description="Size of the sandbox's writable, noexec /tmp.")
     pids_limit: int = Field(default=256, gt=0, description="Maximum processes/threads inside a sandbox.")

@@ -256,6 +256,9 @@ def monitor(ctx: TrialContext) -> None:
 
     ctx.checkpoint("monitor")
     assert ctx.streamer and ctx.sampler  # noqa: S101
+    from orchestrator.reports.pdf import prewarm
+
+    prewarm()  # the report comes next: its PDF worker loads WeasyPrint and the fonts meanwhile
     ctx.results = [m.result() for m in ctx.monitors]
     for result in ctx.results:
         ctx.values.update(result.values)
@@ -266,7 +269,7 @@ def monitor(ctx: TrialContext) -> None:
     for key, (low, high) in ctx.intervals.items():
         final += [MetricPoint(f"final/{key}_ci_low", low, 0), MetricPoint(f"final/{key}_ci_high", high, 0)]
     ctx.streamer.put(final)
-    stats = ctx.streamer.close()
+    stats = ctx.streamer.close(timeout_s=ctx.settings.mlflow_flush_timeout_s)
     ctx.event("monitored", **stats.model_dump())
 
 

@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+from markupsafe import Markup
+
 
 def fmt_num(value: Any, digits: int = 3) -> str:
     if value is None:
@@ -43,3 +45,9 @@ def fmt_share(value: float | None) -> str:
 
 def fmt_signed_share(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:+.1f} pp"
+
+
+def css_string(value: Any) -> Markup:
+    """``value`` as a quoted CSS string, safe inside a ``<style>`` element (no ``</style>`` escape)."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\a ").replace("<", "\\3c ")
+    return Markup(f'"{text}"')  # noqa: S704 - every character that could end the string or the element is escaped

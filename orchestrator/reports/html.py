@@ -21,7 +21,14 @@ from markupsafe import Markup
 from orchestrator.records import CriterionOutcome
 from orchestrator.reports import figures
 from orchestrator.reports.annex import annexes, model_name, monitoring_plan, overview, post_market_text
-from orchestrator.reports.formatting import fmt_json, fmt_num, fmt_share, fmt_signed_share, fmt_time
+from orchestrator.reports.formatting import (
+    css_string,
+    fmt_json,
+    fmt_num,
+    fmt_share,
+    fmt_signed_share,
+    fmt_time,
+)
 from orchestrator.reports.i18n import catalogue, jurisdiction
 from orchestrator.reports.model import ExitReport
 
@@ -206,6 +213,7 @@ def _environment() -> Environment:
         compact=lambda v: fmt_json(v, None),
         share=fmt_share,
         signed_share=fmt_signed_share,
+        css_string=css_string,
     )
     return env
 

@@ -4,11 +4,23 @@ WeasyPrint needs Pango (Debian ``libpango-1.0-0``, ``libpangoft2-1.0-0``, ``libh
 and fonts that cover the annex scripts (Debian ``fonts-noto-core``): without them Thai prints as
 boxes. It is imported on first use because it takes about a second to load and most callers of
 this package (verification, diff) never need it.
+
+Layout is WeasyPrint's cost and it is single-threaded, so a report is laid out in two halves at
+once: the report itself in this process and its annexes (reproducibility and jurisdiction
+annexes, marked by ``ANNEX_MARKER`` in the page) in a worker process. The halves are joined
+with pypdf, outlines included. The annexes carry their own page numbers ("Annexes · 2 / 14"),
+as annexes of printed reports usually do. Should the worker be unavailable, the whole page is
+laid out here as one document.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.reports.html import render_html
@@ -19,6 +31,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _FONTS: FontConfiguration | None = None
+ANNEX_MARKER = "<!-- regsandbox:pdf-annexes -->"
+# A worker that takes longer than this is abandoned and the annexes are laid out here instead.
+WORKER_TIMEOUT_S = 180.0
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 class PdfUnavailableError(RuntimeError):
@@ -48,8 +65,8 @@ def _no_fetching(weasyprint: Any) -> Any:
     return refuse
 
 
-def html_to_pdf(html: str) -> bytes:
-    """PDF bytes of a standalone HTML page."""
+def layout_pdf(html: str) -> bytes:
+    """PDF bytes of a standalone HTML page, laid out as one document in this process."""
     global _FONTS
     weasyprint = _weasyprint()
     from weasyprint.text.fonts import FontConfiguration
@@ -60,6 +77,101 @@ def html_to_pdf(html: str) -> bytes:
     document = weasyprint.HTML(string=html, url_fetcher=_no_fetching(weasyprint), media_type="print")
     # A fixed identifier (instead of a random one) keeps the PDF of a report reproducible.
     return bytes(document.write_pdf(font_config=_FONTS, pdf_identifier=b"regsandbox-exit-report"))
+
+
+def split_annexes(html: str) -> tuple[str, str] | None:
+    """The page cut at ``ANNEX_MARKER`` into two standalone pages sharing the same head."""
+    cut, body = html.find(ANNEX_MARKER), html.find("<main>")
+    if cut < 0 or body < 0 or cut < body:
+        return None
+    head = html[: body + len("<main>")]
+    return html[:cut] + "</main>\n</body>\n</html>\n", head + html[cut:]
+
+
+def _workers_wanted() -> bool:
+    from orchestrator.settings import get_settings
+
+    return get_settings().pdf_workers > 0 and (os.cpu_count() or 1) > 1
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            # spawn, not fork: the caller is usually a flow run with threads whose locks a fork
+            # would copy mid-use.
+            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _POOL
+
+
+def _drop_pool() -> None:
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is None:
+        return
+    # A stuck layout would never return: end the worker rather than leave it spinning.
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def prewarm() -> None:
+    """Start the worker and let it load WeasyPrint and the fonts now, so the report need not wait."""
+    try:
+        if _workers_wanted():
+            _pool().submit(layout_pdf, '<p lang="th">ภาษาไทย</p>')
+    except Exception as exc:  # noqa: BLE001 - warming up is an optimisation, never a failure
+        log.debug("PDF worker not started: %s", exc)
+
+
+def _annexes_elsewhere(html: str) -> Future[bytes] | None:
+    try:
+        return _pool().submit(layout_pdf, html)
+    except Exception as exc:  # noqa: BLE001 - the annexes are then laid out here
+        log.warning("PDF worker unavailable (%s); laying out the annexes in this process", exc)
+        _drop_pool()
+        return None
+
+
+def _collect(future: Future[bytes] | None, html: str) -> bytes:
+    if future is not None:
+        try:
+            return future.result(timeout=WORKER_TIMEOUT_S)
+        except PdfUnavailableError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - broken or stuck worker: do the work here
+            log.warning(
+                "PDF worker failed (%s: %s); laying out the annexes in this process", type(exc).__name__, exc
+            )
+            _drop_pool()
+    return layout_pdf(html)
+
+
+def join_pdfs(first: bytes, second: bytes) -> bytes:
+    """One PDF of the pages, outlines and metadata of ``first`` followed by those of ``second``."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    head = PdfReader(io.BytesIO(first))
+    writer.append(head)
+    writer.append(PdfReader(io.BytesIO(second)))
+    if head.metadata:
+        writer.add_metadata(dict(head.metadata))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def html_to_pdf(html: str) -> bytes:
+    """PDF bytes of a report page: its two halves laid out at once where a worker can help."""
+    halves = split_annexes(html) if _workers_wanted() else None
+    if halves is None:
+        return layout_pdf(html)
+    report, annexes = halves
+    pending = _annexes_elsewhere(annexes)
+    first = layout_pdf(report)
+    return join_pdfs(first, _collect(pending, annexes))
 
 
 def render_pdf(

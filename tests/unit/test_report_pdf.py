@@ -68,7 +68,7 @@ def pdf_text(written: ReportPaths, report: ExitReport) -> str:
     text = subprocess.run(
         [_tool("pdftotext"), "-enc", "UTF-8", written.pdf, "-"], check=True, capture_output=True, text=True
     ).stdout
-    footer = re.compile(rf"^(\f?{re.escape(report.trial_id)}|\f?\d+ / \d+)$")
+    footer = re.compile(rf"^(\f?{re.escape(report.trial_id)}|\f?(Annexes · )?\d+ / \d+)$")
     return "\n".join(line for line in text.splitlines() if not footer.match(line.strip()))
 
 
