@@ -86,6 +86,7 @@ class TrialContext:
         self.slot: Slot | None = None
         self.attestation: Attestation | None = None
         self.refused_baseline: dict[str, int] | None = None
+        self.processes_at_deploy: list[str] | None = None
         self.sampler: ResourceSampler | None = None
         self.endpoint: Endpoint | None = None
         self.gateway: Gateway | None = None

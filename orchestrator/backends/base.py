@@ -219,7 +219,10 @@ class SandboxBackend(abc.ABC):
         return None
 
     def processes(self, sandbox: Sandbox) -> list[str]:
-        """The processes running in the sandbox right now, one line each (empty if not observable)."""
+        """The processes running in the sandbox right now, one "pid ppid sid user args" line each.
+
+        Empty when the backend cannot observe them.
+        """
         return []
 
     def ping(self) -> None:  # noqa: B027 - most backends have no engine to ask

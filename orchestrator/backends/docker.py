@@ -290,7 +290,7 @@ class DockerBackend(SandboxBackend):
         if container is None:
             return []
         try:
-            top = container.top(ps_args="-eo pid,ppid,user,args")
+            top = container.top(ps_args="-eo pid,ppid,sid,user,args")
         except docker.errors.APIError:
             return []
         return [" ".join(str(v) for v in row) for row in top.get("Processes") or []]

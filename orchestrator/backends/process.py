@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ipaddress
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ from typing import IO, Any, ClassVar
 
 import httpx
 
+from orchestrator.backends import procfs
 from orchestrator.backends.attestation import PROBE_SCRIPT
 from orchestrator.backends.base import (
     LABEL_TRIAL,
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 SANDBOX_UID = 65534  # nobody / nogroup
 OPEN_FILES = 1024  # a model server behind a gateway of at most 64 concurrent requests
-GRACE_S, KILL_S = 2.0, 5.0  # teardown: SIGTERM, then SIGKILL until nothing is left
 _PR_SET_NO_NEW_PRIVS = 38
 # rlimit -> (control as the report names it, with what it does not cover; its line in /proc/PID/limits)
 _RLIMIT_CONTROLS = {
@@ -184,7 +183,7 @@ class ProcessBackend(SandboxBackend):
         state = self._state(trial_id)
         if state is None:
             raise BackendError(f"[process] trial {trial_id}: not provisioned (no {path / 'state.json'})")
-        if _members(state):
+        if procfs.members(state):
             raise BackendError(f"[process] trial {trial_id}: a model server is already running")
         started = time.monotonic()
         shutil.copyfile(server, path / "server.py")
@@ -204,7 +203,7 @@ class ProcessBackend(SandboxBackend):
         with open(path / "server.log", "ab") as log:
             proc = self._spawn([self.launch.python, "-I", "-B", "-u", "server.py"], sandbox, log, env)
         self._servers[trial_id] = proc
-        started_at = _proc(proc.pid)
+        started_at = procfs.proc_stat(proc.pid)
         state.update(pid=proc.pid, pgid=proc.pid, start=started_at.start if started_at else 0, port=port)
         self._save(trial_id, state)
         url = f"http://127.0.0.1:{port}"
@@ -315,7 +314,7 @@ class ProcessBackend(SandboxBackend):
         state = self._state(trial_id) or self._last.get(trial_id)
         if state is not None:
             self._last[trial_id] = state
-            killed = _kill_all(state)
+            killed = procfs.kill_all(state)
             if killed:
                 removed.append(f"process group {state['pgid']} ({killed} processes)")
         proc = self._servers.pop(trial_id, None)
@@ -323,7 +322,7 @@ class ProcessBackend(SandboxBackend):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)  # collect our own child, or it lingers as a zombie
         path = self._dir(trial_id)
-        if path.exists() and not (state and _members(state)):  # keep the state while any process lives
+        if path.exists() and not (state and procfs.members(state)):  # keep the state while any process lives
             shutil.rmtree(path, ignore_errors=True)  # what could not go is reported as remaining
             if not path.exists():
                 removed.append(f"directory {path}")
@@ -331,7 +330,7 @@ class ProcessBackend(SandboxBackend):
 
     def _remaining(self, trial_id: str) -> list[str]:
         state = self._state(trial_id) or self._last.get(trial_id)
-        left = [f"process {pid} ({p.comm})" for pid, p in _members(state).items()] if state else []
+        left = [f"process {pid} ({p.comm})" for pid, p in procfs.members(state).items()] if state else []
         if self._dir(trial_id).exists():
             left.append(f"directory {self._dir(trial_id)}")
         if not left:
@@ -359,19 +358,23 @@ class ProcessBackend(SandboxBackend):
             return ""
         return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
+    def processes(self, sandbox: Sandbox) -> list[str]:
+        state = self._state(sandbox.trial_id)
+        return [procfs.describe(p) for _, p in sorted(procfs.members(state).items())] if state else []
+
     def logs(self, sandbox: Sandbox, tail: int = 200) -> str:
         return self._tail(sandbox.trial_id, tail)
 
     def stats(self, sandbox: Sandbox) -> ResourceStats:
         state = self._state(sandbox.trial_id) or {}
-        found = _members(state)
+        found = procfs.members(state)
         if not found:
             return ResourceStats(running=False)
         # RSS summed over processes counts pages they share (a forked child's) more than once.
         return ResourceStats(
             cpu_seconds=sum(p.cpu_ticks for p in found.values()) / os.sysconf("SC_CLK_TCK"),
             memory_bytes=sum(p.rss_pages for p in found.values()) * os.sysconf("SC_PAGE_SIZE"),
-            memory_limit_bytes=_rlimits(state["pgid"]).get("Max data size"),
+            memory_limit_bytes=procfs.rlimits(state["pgid"]).get("Max data size"),
             pids=len(found),
             running=state["pgid"] in found,
         )
@@ -385,17 +388,19 @@ class ProcessBackend(SandboxBackend):
             ("filesystem isolation", False, f"none: it sees the host's files as uid {self.launch.runs_as}"),
             ("CPU rate limit", False, f"none: {threads} BLAS/OpenMP thread(s) asked for, not enforced"),
         ]
-        live, pid = _members(state), int(state.get("pgid") or 0)
+        live, pid = procfs.members(state), int(state.get("pgid") or 0)
         if pid not in live:
             found.append(("model server running", False, "no live server to read the other controls from"))
             return [IsolationControl(control=c, applied=a, detail=d) for c, a, d in found]
-        status = dict(line.split(":", 1) for line in _read(f"/proc/{pid}/status").splitlines() if ":" in line)
+        status = dict(
+            line.split(":", 1) for line in procfs.read_text(f"/proc/{pid}/status").splitlines() if ":" in line
+        )
         uid, cap_eff, nnp = (
             int(status["Uid"].split()[0]),
             int(status["CapEff"], 16),
             status["NoNewPrivs"].strip(),
         )
-        listening = _listening(list(live))
+        listening = procfs.listening(list(live))
         model = Path(sandbox.details["dir"]) / "model"
         model_owner = model.stat().st_uid if model.is_dir() else uid
         shared = "" if uid != os.getuid() else ": it can read and signal all that the platform can"
@@ -408,134 +413,10 @@ class ProcessBackend(SandboxBackend):
             ("no-new-privileges", nnp == "1", f"NoNewPrivs={nnp}"),
             ("model read-only to the server", model_owner != uid, f"model files owned by uid {model_owner}"),
         ]  # fmt: skip
-        wanted, limits = dict(self.limits(sandbox.resources)), _rlimits(pid)
+        wanted, limits = dict(self.limits(sandbox.resources)), procfs.rlimits(pid)
         for which, (control, key) in _RLIMIT_CONTROLS.items():
             value = limits.get(key)
             holds = uid != 0 and which in wanted and value is not None and value <= wanted[which]
             caveat = "" if uid else " (a root server can lift it)"
             found.append((control, holds, f"hard limit {'unlimited' if value is None else value}{caveat}"))
         return [IsolationControl(control=c, applied=a, detail=d) for c, a, d in found]
-
-
-# -- /proc ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Proc:
-    pid: int
-    comm: str
-    state: str
-    ppid: int
-    pgrp: int
-    session: int
-    cpu_ticks: int
-    start: int
-    rss_pages: int
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
-
-
-def _proc(pid: int) -> _Proc | None:
-    raw = _read(f"/proc/{pid}/stat")
-    if ")" not in raw:
-        return None
-    # proc(5): after "pid (comm)" come state ppid pgrp session ... utime stime ... starttime vsize rss
-    f = raw[raw.rindex(")") + 2 :].split()
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    return _Proc(
-        pid, comm, f[0], int(f[1]), int(f[2]), int(f[3]), int(f[11]) + int(f[12]), int(f[19]), int(f[21])
-    )
-
-
-def _table() -> dict[int, _Proc]:
-    found = (_proc(int(entry)) for entry in os.listdir("/proc") if entry.isdigit())
-    return {p.pid: p for p in found if p is not None}
-
-
-def _members(state: dict[str, Any], table: dict[int, _Proc] | None = None) -> dict[int, _Proc]:
-    """Live processes of a sandbox: its session, its process group, and their descendants.
-
-    Descendants count because a child may leave the group (``setsid``) while its parent is ours.
-    """
-    pgid = int(state.get("pgid") or 0)
-    if pgid <= 0 or pgid in (os.getpgrp(), os.getsid(0)):
-        return {}  # never deployed, or a state file naming the platform's own group
-    table = _table() if table is None else table
-    leader = table.get(pgid)
-    if leader is not None and leader.start != state.get("start"):
-        return {}  # the id was reused, which the kernel allows only once our group is empty
-    found = {pid for pid, p in table.items() if pgid in (p.pgrp, p.session)}
-    children: dict[int, list[int]] = {}
-    for p in table.values():
-        children.setdefault(p.ppid, []).append(p.pid)
-    todo = list(found)
-    while todo:
-        fresh = [c for c in children.get(todo.pop(), []) if c not in found]
-        found.update(fresh)
-        todo += fresh
-    return {pid: table[pid] for pid in found if pid != os.getpid() and table[pid].state != "Z"}
-
-
-def _kill_all(state: dict[str, Any]) -> int:
-    """SIGTERM every process of the sandbox, SIGKILL what is left after a grace; return the count."""
-    seen: dict[int, int] = {}  # pid -> start time: a child orphaned after leaving the group stays ours
-    termed: set[int] = set()
-    started = time.monotonic()
-    while time.monotonic() - started < GRACE_S + KILL_S:
-        table = _table()
-        live = _members(state, table)
-        live.update(
-            {pid: table[pid] for pid, start in seen.items() if pid in table and table[pid].start == start}
-        )
-        live = {pid: p for pid, p in live.items() if p.state != "Z"}
-        seen.update({pid: p.start for pid, p in live.items()})
-        if not live:
-            break
-        grace_over = time.monotonic() - started > GRACE_S
-        for pid in live:
-            if grace_over or pid not in termed:
-                termed.add(pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL if grace_over else signal.SIGTERM)
-        time.sleep(0.05)
-    return len(seen)
-
-
-def _rlimits(pid: int) -> dict[str, int | None]:
-    """Hard limits of a live process by name ("Max data size"); None for unlimited."""
-    found: dict[str, int | None] = {}
-    for line in _read(f"/proc/{pid}/limits").splitlines()[1:]:
-        name, values = line[:26].strip(), line[26:].split()
-        if len(values) >= 2:
-            found[name] = None if values[1] == "unlimited" else int(values[1])
-    return found
-
-
-def _listening(pids: list[int]) -> list[tuple[str, bool]]:
-    """(address, is loopback) of every TCP socket the given processes listen on."""
-    inodes = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    if link.startswith("socket:["):
-                        inodes.add(link[8:-1])
-    found = []
-    for table in ("tcp", "tcp6"):
-        for row in _read(f"/proc/{pids[0]}/net/{table}").splitlines()[1:]:
-            fields = row.split()
-            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                address, port = fields[1].split(":")
-                raw = bytes.fromhex(address)
-                if sys.byteorder == "little":  # /proc prints each 32-bit word in host byte order
-                    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-                ip = ipaddress.ip_address(raw)
-                mapped = getattr(ip, "ipv4_mapped", None)
-                loopback = ip.is_loopback or bool(mapped and mapped.is_loopback)
-                found.append((f"{ip}:{int(port, 16)}", loopback))
-    return found

@@ -301,3 +301,34 @@ def test_process_teardown_kills_the_servers_children(platform_home: Path, tmp_pa
         assert not [pid for pid in children if _alive(pid)]
     finally:
         backend.teardown(trial_id)
+
+
+def test_processes_show_what_the_model_started_apart_from_the_server(
+    backend: SandboxBackend, tmp_path: Path
+) -> None:
+    """The processes a trial reports at teardown: the spawned and the detached, never the server."""
+    import mlflow.pyfunc
+
+    from orchestrator.steps import unexpected_processes
+
+    code = tmp_path / "spawner.py"
+    code.write_text(textwrap.dedent(SPAWNER))
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(code), pip_requirements=["mlflow"])
+    trial_id = f"t-conf-{backend.name}-spawner"
+    backend.teardown(trial_id)
+    sandbox = backend.provision(trial_id, RESOURCES)
+    try:
+        endpoint = backend.deploy(sandbox, TEMPLATE, tmp_path / "model")
+        at_deploy = backend.processes(sandbox)
+        assert at_deploy and all(len(line.split(None, 4)) == 5 for line in at_deploy)
+        assert unexpected_processes(at_deploy, at_deploy) == []
+        reply = httpx.post(endpoint.url + "/invocations", json={"dataframe_split": ROWS}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        running = backend.processes(sandbox)
+        unexpected = unexpected_processes(running, at_deploy)
+        assert len(unexpected) == 2 and all("time.sleep(600)" in line for line in unexpected)
+        # One of them left the server's session: flagged even had it been running at deploy.
+        assert len(unexpected_processes(running, running)) == 1
+        assert not set(at_deploy) & set(unexpected)
+    finally:
+        assert backend.teardown(trial_id).verified

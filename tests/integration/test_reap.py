@@ -28,17 +28,23 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_for_sandbox(docker_client, pid: int, timeout: float = 240) -> str:  # type: ignore[no-untyped-def]
+def _wait_for_sandbox(docker_client, orchestrator: subprocess.Popen, log: Path, timeout: float = 420) -> str:  # type: ignore[no-untyped-def, type-arg]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = docker_client.containers.list(
-            filters={"label": f"regsandbox.owner_pid={pid}", "status": "running"}
+            filters={"label": f"regsandbox.owner_pid={orchestrator.pid}", "status": "running"}
         )
         model = [c for c in found if not c.name.endswith("-probe")]
         if model:
             return str(model[0].labels["regsandbox.trial_id"])
+        if orchestrator.poll() is not None:
+            tail = log.read_text(errors="replace")[-4000:]
+            raise AssertionError(
+                f"the trial ended (exit {orchestrator.returncode}) before deploying:\n{tail}"
+            )
         time.sleep(0.5)
-    raise TimeoutError("the trial never deployed its model")
+    tail = log.read_text(errors="replace")[-4000:]
+    raise TimeoutError(f"the trial never deployed its model in {timeout:.0f}s; its output ends:\n{tail}")
 
 
 def _objects(docker_client, trial_id: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -68,16 +74,18 @@ def test_reap_after_the_orchestrator_is_killed(docker_client, tmp_path: Path) ->
     )
     live = DockerBackend(Settings(home=home))
     live.provision("t-reap-live", Resources(memory_mb=128))
-    orchestrator = subprocess.Popen(
-        [regsandbox, "trial", "run", str(spec_path)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "orchestrator.log"
+    with log.open("wb") as out:
+        orchestrator = subprocess.Popen(
+            [regsandbox, "trial", "run", str(spec_path)],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        trial_id = _wait_for_sandbox(docker_client, orchestrator.pid)
+        trial_id = _wait_for_sandbox(docker_client, orchestrator, log)
         assert _objects(docker_client, trial_id)
         os.killpg(orchestrator.pid, signal.SIGKILL)  # the CLI and its temporary Prefect server
         orchestrator.wait(timeout=30)
