@@ -140,6 +140,24 @@ def _drift(report: ExitReport) -> DriftView | None:
     return DriftView(columns, table, _safe(figures.drift_svg, figure, warn, fail))
 
 
+def _contract_by_column(report: ExitReport) -> list[tuple[str, list[str], int]]:
+    """Every data-contract check, grouped by column: (column, what each check found, checks not held).
+
+    One row per column instead of one per check keeps a 60-check suite readable (and cheap to lay
+    out); the checks that did not hold are also listed one per row in section 3.
+    """
+    checks = report.data.validation.checks if report.data and report.data.validation else None
+    grouped: dict[str, list[tuple[str, bool]]] = {}
+    for c in checks or []:
+        text = c.detail or c.name
+        grouped.setdefault(c.column or "(whole table)", []).append(
+            (text if c.success else f"NOT HELD: {text}", c.success)
+        )
+    return [
+        (column, [t for t, _ in found], sum(not ok for _, ok in found)) for column, found in grouped.items()
+    ]
+
+
 def _operational(report: ExitReport) -> list[tuple[str, Any]]:
     values: dict[str, float | None] = {}
     for monitor in report.monitors:
@@ -244,6 +262,7 @@ def render_html(
         local_classes=[(code, jurisdiction(code).local_class(report.trial.risk_class)) for code in codes],
         subgroups=_subgroups(report),
         drift=_drift(report),
+        contract_by_column=_contract_by_column(report),
         operational=_operational(report),
         isolation_events=_isolation_events(report),
         latency_svg=_safe(figures.latency_histogram_svg, latency) if latency else None,

@@ -7,7 +7,7 @@ this package (verification, diff) never need it.
 
 Layout is WeasyPrint's cost and it is single-threaded, so a report is laid out in two halves at
 once: the report itself in this process and its annexes (reproducibility and jurisdiction
-annexes, marked by ``ANNEX_MARKER`` in the page) in a worker process. The halves are joined
+annexes, marked by ``ANNEX_MARKER`` in the page) in a worker process (``pdf_worker``). The halves are joined
 with pypdf, outlines included. The annexes carry their own page numbers ("Annexes · 2 / 14"),
 as annexes of printed reports usually do. Should the worker be unavailable, the whole page is
 laid out here as one document.
@@ -15,12 +15,14 @@ laid out here as one document.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.reports.html import render_html
@@ -34,8 +36,8 @@ _FONTS: FontConfiguration | None = None
 ANNEX_MARKER = "<!-- regsandbox:pdf-annexes -->"
 # A worker that takes longer than this is abandoned and the annexes are laid out here instead.
 WORKER_TIMEOUT_S = 180.0
-_POOL: ProcessPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+_WORKER: _Worker | None = None
+_WORKER_LOCK = threading.Lock()
 
 
 class PdfUnavailableError(RuntimeError):
@@ -50,6 +52,9 @@ def _weasyprint() -> Any:
             f"PDF rendering needs WeasyPrint and Pango (pip install weasyprint; apt-get install "
             f"libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core): {exc}"
         ) from exc
+    # The page's stylesheet also serves browsers: WeasyPrint warns about every screen-only rule
+    # (overflow-x, width media queries) on every render, which says nothing about the report.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
     return weasyprint
 
 
@@ -94,43 +99,70 @@ def _workers_wanted() -> bool:
     return get_settings().pdf_workers > 0 and (os.cpu_count() or 1) > 1
 
 
-def _pool() -> ProcessPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            # spawn, not fork: the caller is usually a flow run with threads whose locks a fork
-            # would copy mid-use.
-            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        return _POOL
+class _Worker:
+    """One ``pdf_worker`` process and the thread that talks to it (one request at a time)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.reports.pdf_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdf-worker")
+
+    def submit(self, html: str) -> Future[bytes]:
+        return self.calls.submit(self._roundtrip, html.encode("utf-8"))
+
+    def _roundtrip(self, request: bytes) -> bytes:
+        from orchestrator.reports.pdf_worker import read_frame, write_frame
+
+        assert self.process.stdin and self.process.stdout  # noqa: S101 - both are pipes
+        write_frame(self.process.stdin, request)
+        answer = read_frame(self.process.stdout)
+        if answer is None:
+            raise RuntimeError(f"PDF worker exited (code {self.process.poll()})")
+        if answer[:1] != b"\0":
+            raise RuntimeError(f"PDF worker: {answer[1:].decode(errors='replace')}")
+        return answer[1:]
+
+    def end(self) -> None:
+        # Killing the process also ends a roundtrip blocked on it: its read sees end of file.
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.calls.shutdown(wait=False, cancel_futures=True)
 
 
-def _drop_pool() -> None:
-    global _POOL
-    with _POOL_LOCK:
-        pool, _POOL = _POOL, None
-    if pool is None:
-        return
-    # A stuck layout would never return: end the worker rather than leave it spinning.
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
+def _worker() -> _Worker:
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None or _WORKER.process.poll() is not None:
+            _WORKER = _Worker()
+        return _WORKER
+
+
+def _drop_worker() -> None:
+    global _WORKER
+    with _WORKER_LOCK:
+        worker, _WORKER = _WORKER, None
+    if worker is not None:
+        worker.end()
 
 
 def prewarm() -> None:
     """Start the worker and let it load WeasyPrint and the fonts now, so the report need not wait."""
     try:
         if _workers_wanted():
-            _pool().submit(layout_pdf, '<p lang="th">ภาษาไทย</p>')
+            _worker().submit('<p lang="th">ภาษาไทย</p>')
     except Exception as exc:  # noqa: BLE001 - warming up is an optimisation, never a failure
         log.debug("PDF worker not started: %s", exc)
 
 
 def _annexes_elsewhere(html: str) -> Future[bytes] | None:
     try:
-        return _pool().submit(layout_pdf, html)
+        return _worker().submit(html)
     except Exception as exc:  # noqa: BLE001 - the annexes are then laid out here
         log.warning("PDF worker unavailable (%s); laying out the annexes in this process", exc)
-        _drop_pool()
+        _drop_worker()
         return None
 
 
@@ -138,13 +170,11 @@ def _collect(future: Future[bytes] | None, html: str) -> bytes:
     if future is not None:
         try:
             return future.result(timeout=WORKER_TIMEOUT_S)
-        except PdfUnavailableError:
-            raise
         except Exception as exc:  # noqa: BLE001 - broken or stuck worker: do the work here
             log.warning(
                 "PDF worker failed (%s: %s); laying out the annexes in this process", type(exc).__name__, exc
             )
-            _drop_pool()
+            _drop_worker()
     return layout_pdf(html)
 
 

@@ -5,9 +5,9 @@ Real WeasyPrint in a real spawned worker process; the joined file is read back w
 
 from __future__ import annotations
 
+import os
 import re
-import time
-from concurrent.futures.process import BrokenProcessPool
+import signal
 
 import pytest
 from pypdf import PdfReader
@@ -100,7 +100,7 @@ def test_without_a_worker_the_same_pages_come_from_one_document(report: ExitRepo
     assert [t for *_, t in _footers(single)] == [len(_footers(single))] * len(_footers(single))
 
 
-def test_a_stuck_worker_is_abandoned_and_the_annexes_laid_out_here(
+def test_a_stuck_worker_is_ended_and_the_annexes_laid_out_here(
     report: ExitReport,
     workers,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
@@ -108,16 +108,29 @@ def test_a_stuck_worker_is_abandoned_and_the_annexes_laid_out_here(
 ) -> None:
     workers(1)
     expected = render_pdf(report)
-    # The real worker is kept busy past the deadline, as a hung layout would keep it.
-    pool = pdf_module._pool()
-    busy = pool.submit(time.sleep, 60)
+    worker = pdf_module._worker()
+    os.kill(worker.process.pid, signal.SIGSTOP)  # alive, holding the request, answering nothing
     monkeypatch.setattr(pdf_module, "WORKER_TIMEOUT_S", 0.5)
     assert render_pdf(report) == expected
     assert "PDF worker failed (TimeoutError" in caplog.text
-    # The stuck worker was ended, not left running; the next report starts a fresh one.
-    with pytest.raises(BrokenProcessPool):
-        busy.result(timeout=30)
-    assert pdf_module._pool() is not pool
+    assert worker.process.wait(timeout=10) == -signal.SIGKILL  # ended, not left behind
+    assert pdf_module._worker() is not worker  # the next report starts a fresh one
+
+
+def test_a_worker_that_dies_mid_request_costs_nothing_but_time(
+    report: ExitReport,
+    workers,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    workers(1)
+    expected = render_pdf(report)
+    worker = pdf_module._worker()
+    pending = worker.submit("<p>first</p>")
+    os.kill(worker.process.pid, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="PDF worker exited"):
+        pending.result(timeout=30)
+    assert render_pdf(report) == expected  # a new worker is started for this one
+    assert "laying out the annexes in this process" not in caplog.text
 
 
 def test_the_running_footer_string_cannot_break_out_of_the_style_element() -> None:
