@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from typing import TYPE_CHECKING
 
 from orchestrator.errors import DataError, IsolationError, TrialFailedError
+from orchestrator.sandbox_evidence import list_processes, record_last_state
 from orchestrator.settings import Settings
 from orchestrator.trial import EXPERIMENT, TrialContext
-
-if TYPE_CHECKING:
-    from orchestrator.backends import Sandbox, SandboxBackend
 
 FEATURE_EXCLUDE = {"case_id"}
 
@@ -171,7 +168,7 @@ def deploy(ctx: TrialContext) -> None:
     ctx.endpoint = ctx.backend.deploy(ctx.sandbox, template, ctx.model.path)
     ctx.controls = ctx.backend.isolation_controls(ctx.sandbox)
     # What a healthy model server looks like from outside; teardown reports only what is new.
-    ctx.processes_at_deploy = _processes(ctx, ctx.backend, ctx.sandbox)
+    ctx.processes_at_deploy = list_processes(ctx, ctx.backend, ctx.sandbox)
     developer, developer_hash = new_token()
     evaluation, evaluation_hash = new_token()
     ctx.developer_token = developer
@@ -293,63 +290,6 @@ def assess(ctx: TrialContext) -> None:
     ctx.enter("assessed", verdicts=ctx.verdicts)
 
 
-def _processes(ctx: TrialContext, backend: SandboxBackend, sandbox: Sandbox) -> list[str] | None:
-    try:
-        return backend.processes(sandbox)
-    except Exception as exc:  # evidence gathering never fails a trial
-        ctx.log(f"could not list the sandbox's processes: {exc}")
-        return None
-
-
-def unexpected_processes(running: list[str], at_deploy: list[str] | None) -> list[str]:
-    """Processes a torn-down sandbox should not have: detached ones, and ones started after deploy.
-
-    Lines are "pid ppid sid user args" (``SandboxBackend.processes``). The model server and its
-    workers share the session of the sandbox's entry process (the one whose parent is outside the
-    sandbox) and were all running once it was healthy. A process in another session was detached
-    on purpose (setsid, a double fork), even if the model started it while loading; a command not
-    seen at deploy was started by the model while it served. Unparsable lines count as unexpected.
-    """
-    rows = {line: line.split(None, 4) for line in running}
-    before = [r for r in (line.split(None, 4) for line in at_deploy or []) if len(r) == 5]
-    entry = before or [r for r in rows.values() if len(r) == 5]
-    pids = {r[0] for r in entry}
-    sessions = {r[2] for r in entry if r[1] not in pids}
-    known = {r[4] for r in before}
-    return [
-        line
-        for line, r in rows.items()
-        if len(r) != 5 or r[2] not in sessions or (at_deploy is not None and r[4] not in known)
-    ]
-
-
-def _record_last_state(ctx: TrialContext, backend: SandboxBackend, sandbox: Sandbox) -> None:
-    """What the model was doing when the trial ended: refused attempts and surviving processes."""
-    try:
-        refused = backend.refused_connections(sandbox)
-        processes = backend.processes(sandbox)
-    except Exception as exc:  # evidence gathering must never block the teardown itself
-        ctx.log(f"could not read the sandbox's last state: {exc}")
-        return
-    if refused is not None:
-        base = ctx.refused_baseline or {}
-        delta = {k: max(v - base.get(k, 0), 0) for k, v in refused.items()}
-        ctx.values["isolation/refused_connections"] = float(sum(delta.values()))
-        if any(delta.values()):
-            ctx.event("isolation_event", event="connections_refused", **delta)
-    # The model server itself is still running at teardown, as it was at deploy; a process the
-    # sandbox did not have then (a detached daemon, a spawned tool) is evidence for the report.
-    new = unexpected_processes(processes, ctx.processes_at_deploy)
-    if new:
-        ctx.event(
-            "isolation_event",
-            event="processes_at_teardown",
-            count=len(new),
-            running=len(processes),
-            processes=new[:50],
-        )
-
-
 def teardown(ctx: TrialContext) -> None:
     """Stop the gateway and remove every sandbox object; safe after any failure."""
     if ctx.sampler is not None:
@@ -359,7 +299,7 @@ def teardown(ctx: TrialContext) -> None:
     if ctx.streamer is not None:
         ctx.streamer.close()
     if ctx.backend is not None and ctx.sandbox is not None:
-        _record_last_state(ctx, ctx.backend, ctx.sandbox)
+        record_last_state(ctx, ctx.backend, ctx.sandbox)
     if ctx.backend is None:
         # Provisioning never started, so the trial owns no sandbox object to remove.
         from orchestrator.backends import TeardownResult

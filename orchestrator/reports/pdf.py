@@ -6,11 +6,11 @@ boxes. It is imported on first use because it takes about a second to load and m
 this package (verification, diff) never need it.
 
 Layout is WeasyPrint's cost and it is single-threaded, so a report is laid out in two halves at
-once: the report itself in this process and its annexes (reproducibility and jurisdiction
-annexes, marked by ``ANNEX_MARKER`` in the page) in a worker process (``pdf_worker``). The halves are joined
-with pypdf, outlines included. The annexes carry their own page numbers ("Annexes · 2 / 14"),
-as annexes of printed reports usually do. Should the worker be unavailable, the whole page is
-laid out here as one document.
+once: the report itself in this process and its annexes (sections 10 to 12 and the
+jurisdiction annexes, after ``ANNEX_MARKER`` in the page) in a worker process (``pdf_worker``).
+The halves are joined with pypdf, outlines included. The annexes carry their own page
+numbers ("Annexes · 2 / 14"), as annexes of printed reports usually do. Should the worker be
+unavailable, the whole page is laid out here as one document.
 """
 
 from __future__ import annotations

@@ -309,7 +309,7 @@ def test_processes_show_what_the_model_started_apart_from_the_server(
     """The processes a trial reports at teardown: the spawned and the detached, never the server."""
     import mlflow.pyfunc
 
-    from orchestrator.steps import unexpected_processes
+    from orchestrator.sandbox_evidence import unexpected_processes
 
     code = tmp_path / "spawner.py"
     code.write_text(textwrap.dedent(SPAWNER))

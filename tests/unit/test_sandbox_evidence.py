@@ -1,8 +1,8 @@
-"""Evidence the trial steps derive from what a backend observes."""
+"""Evidence a trial derives from what a backend observes of its sandbox."""
 
 from __future__ import annotations
 
-from orchestrator.steps import unexpected_processes
+from orchestrator.sandbox_evidence import unexpected_processes
 
 SERVER = "4100 4080 4100 10001 python -m mlflow models serve -m /model"
 WORKER = "4120 4100 4100 10001 python -m mlflow models serve -m /model"
