@@ -276,20 +276,25 @@ def _bystanders(name: str, request: pytest.FixtureRequest, home: Path) -> dict[s
     return {"check": check_process, "remove": remove_process}
 
 
-def test_process_teardown_kills_the_servers_children(platform_home: Path, tmp_path: Path) -> None:
+def _spawner_model(tmp_path: Path) -> Path:
     import mlflow.pyfunc
-
-    from orchestrator.backends.process import ProcessBackend
 
     code = tmp_path / "spawner.py"
     code.write_text(textwrap.dedent(SPAWNER))
     mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(code), pip_requirements=["mlflow"])
+    return tmp_path / "model"
+
+
+def test_process_teardown_kills_the_servers_children(platform_home: Path, tmp_path: Path) -> None:
+    from orchestrator.backends.process import ProcessBackend
+
+    model = _spawner_model(tmp_path)
     backend = ProcessBackend(Settings(home=platform_home))
     trial_id = "t-conf-process-spawner"
     backend.teardown(trial_id)
     sandbox = backend.provision(trial_id, RESOURCES)
     try:
-        endpoint = backend.deploy(sandbox, TEMPLATE, tmp_path / "model")
+        endpoint = backend.deploy(sandbox, TEMPLATE, model)
         reply = httpx.post(endpoint.url + "/invocations", json={"dataframe_split": ROWS}, timeout=30)
         assert reply.status_code == 200, reply.text
         children = reply.json()["predictions"]
@@ -307,18 +312,14 @@ def test_processes_show_what_the_model_started_apart_from_the_server(
     backend: SandboxBackend, tmp_path: Path
 ) -> None:
     """The processes a trial reports at teardown: the spawned and the detached, never the server."""
-    import mlflow.pyfunc
-
     from orchestrator.sandbox_evidence import unexpected_processes
 
-    code = tmp_path / "spawner.py"
-    code.write_text(textwrap.dedent(SPAWNER))
-    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(code), pip_requirements=["mlflow"])
-    trial_id = f"t-conf-{backend.name}-spawner"
+    model = _spawner_model(tmp_path)
+    trial_id = f"t-conf-{backend.name}-processes"
     backend.teardown(trial_id)
     sandbox = backend.provision(trial_id, RESOURCES)
     try:
-        endpoint = backend.deploy(sandbox, TEMPLATE, tmp_path / "model")
+        endpoint = backend.deploy(sandbox, TEMPLATE, model)
         at_deploy = backend.processes(sandbox)
         assert at_deploy and all(len(line.split(None, 4)) == 5 for line in at_deploy)
         assert unexpected_processes(at_deploy, at_deploy) == []

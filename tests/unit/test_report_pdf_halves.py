@@ -5,6 +5,7 @@ Real WeasyPrint in a real spawned worker process; the joined file is read back w
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -38,8 +39,6 @@ def workers(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def _footers(pdf: bytes) -> list[tuple[str, int, int]]:
-    import io
-
     out = []
     for page in PdfReader(io.BytesIO(pdf)).pages:
         last = [line for line in page.extract_text().splitlines() if line.strip()][-1]
@@ -51,7 +50,6 @@ def _footers(pdf: bytes) -> list[tuple[str, int, int]]:
 
 def _outline(pdf: bytes) -> list[str]:
     """Every bookmark title, depth-first (the annexes' bookmarks follow the report's)."""
-    import io
 
     def walk(items: list) -> list[str]:  # type: ignore[type-arg]
         return [t for item in items for t in (walk(item) if isinstance(item, list) else [item.title])]
