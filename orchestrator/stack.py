@@ -9,18 +9,21 @@ servers after it (a runner whose server is gone would ignore the signal).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
 import httpx
 
+from orchestrator.backends.procfs import kill_all, proc_stat
 from orchestrator.errors import RegSandboxError
 from orchestrator.settings import Settings
 
@@ -40,6 +43,7 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+    _session_start: int | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +55,8 @@ class Service:
             env={**os.environ, **self.env},
             start_new_session=True,
         )
+        leader = proc_stat(self.process.pid)
+        self._session_start = leader.start if leader else None
 
     def wait_healthy(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -67,15 +73,24 @@ class Service:
         raise RegSandboxError(f"{self.name} not healthy after {timeout_s:.0f}s (see {self.log_path})")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """End the server and everything it started, not only the process we launched.
+
+        ``mlflow server`` and ``prefect server start`` each run the real server (and job
+        consumers) as children that can outlive the command we started, still listening; so
+        every member of the session is signalled and waited for, then killed after a grace.
+        """
+        if self.process is not None:
+            kill_all({"pgid": self.process.pid, "start": self._session_start}, grace_s=15.0, kill_s=5.0)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
         if self._log is not None:
             self._log.close()
+
+
+def stop_all(stack: list[Service]) -> None:
+    """Stop every service at once: the grace periods overlap instead of adding up."""
+    with ThreadPoolExecutor(max(1, len(stack))) as pool:
+        list(pool.map(Service.stop, stack))
 
 
 def _binary(name: str) -> str:
@@ -170,7 +185,7 @@ def run_stack(
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         for service in stack:
             service.start()
@@ -189,6 +204,7 @@ def run_stack(
     except KeyboardInterrupt:
         say("stopping")
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        for service in reversed(stack):
-            service.stop()
+        # A second Ctrl-C must not cut the shutdown short and leave servers listening.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_all(stack)

@@ -81,12 +81,12 @@ def members(state: dict[str, Any], table: dict[int, Proc] | None = None) -> dict
     return {pid: table[pid] for pid in found if pid != os.getpid() and table[pid].state != "Z"}
 
 
-def kill_all(state: dict[str, Any]) -> int:
+def kill_all(state: dict[str, Any], grace_s: float = GRACE_S, kill_s: float = KILL_S) -> int:
     """SIGTERM every process of the sandbox, SIGKILL what is left after a grace; return the count."""
     seen: dict[int, int] = {}  # pid -> start time: a child orphaned after leaving the group stays ours
     termed: set[int] = set()
     started = time.monotonic()
-    while time.monotonic() - started < GRACE_S + KILL_S:
+    while time.monotonic() - started < grace_s + kill_s:
         table = process_table()
         live = members(state, table)
         live.update(
@@ -96,7 +96,7 @@ def kill_all(state: dict[str, Any]) -> int:
         seen.update({pid: p.start for pid, p in live.items()})
         if not live:
             break
-        grace_over = time.monotonic() - started > GRACE_S
+        grace_over = time.monotonic() - started > grace_s
         for pid in live:
             if grace_over or pid not in termed:
                 termed.add(pid)
