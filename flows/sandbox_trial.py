@@ -1,9 +1,10 @@
 """Prefect flow ``sandbox-trial``: one whole trial, from admission to a signed exit report.
 
-Thin by design: each task calls one step in ``orchestrator.steps``. Teardown runs on every
-path: in the flow's own ``finally`` while the flow is alive, and again from the failure,
-crash and cancellation hooks, which find the sandbox by its labels because they may run
-after the flow's memory is gone.
+The lifecycle (:mod:`orchestrator.lifecycle`) is the trial; this module only makes each of its
+steps a Prefect task, so the run shows them in the UI, and adds the hooks that tear a sandbox
+down by its labels when the flow run's process is gone (a crash, or a cancellation that killed
+it). A run that did not complete ends in the matching Prefect state and still carries the
+outcome, so callers read the outcome whatever happened.
 """
 
 from __future__ import annotations
@@ -13,90 +14,55 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_run
+from prefect.states import Cancelled, Completed, Failed, State
 
-from orchestrator import steps
-from orchestrator.errors import TrialFailedError
+from orchestrator.lifecycle import Step, run_lifecycle
 from orchestrator.settings import get_settings
 from orchestrator.spec import TrialSpec
-from orchestrator.trial import TrialContext, TrialOutcome, trial_id_for
-from orchestrator.trial_report import report as write_exit_report
+from orchestrator.trial import trial_id_for
+from orchestrator.trial_records import TrialStatus
 
 
-def _task(fn: Any, name: str) -> Any:
-    # No caching: every trial must really run every step, even with identical inputs.
-    return task(fn, name=name, cache_policy=NO_CACHE, retries=0)
-
-
-admit = _task(steps.admit, "admit")
-prepare_data = _task(steps.prepare_data, "prepare-data")
-provision = _task(steps.provision, "provision")
-attest = _task(steps.attest, "attest-isolation")
-deploy = _task(steps.deploy, "deploy")
-run_workload = _task(steps.run_workload, "run-workload")
-monitor = _task(steps.monitor, "monitor")
-assess = _task(steps.assess, "assess")
-teardown = _task(steps.teardown, "teardown")
-report = _task(write_exit_report, "report")
-
-PIPELINE = [
-    ("admit", admit),
-    ("prepare_data", prepare_data),
-    ("provision", provision),
-    ("attest", attest),
-    ("deploy", deploy),
-    ("run_workload", run_workload),
-    ("monitor", monitor),
-    ("assess", assess),
-]
+def as_task(step: Step) -> Any:
+    # No caching and no retries: every trial really runs every step, once.
+    run: Any = step.run
+    return task(run, name=step.task, cache_policy=NO_CACHE, retries=0)
 
 
 def teardown_by_label(flow: Any, flow_run: Any, state: Any) -> None:
-    """Hook for failure, crash and cancellation: remove whatever the trial left behind."""
-    from orchestrator.backends import get_backend
+    """Hook for crash and cancellation: remove whatever the trial left behind."""
+    from orchestrator.backends import teardown_everywhere
 
     spec = flow_run.parameters.get("spec") or {}
     name = spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", None)
     if not name:
         return
     trial_id = trial_id_for(name, str(flow_run.id))
-    result = get_backend(settings=get_settings()).teardown(trial_id)
-    print(
-        f"[{trial_id}] hook teardown after {state.type.value}: removed {len(result.removed)}, "
-        f"verified={result.verified}"
-    )
+    for result in teardown_everywhere(trial_id):
+        print(
+            f"[{trial_id}] hook teardown after {state.type.value}: removed {len(result.removed)}, "
+            f"verified={result.verified}"
+        )
 
 
 @flow(
     name="sandbox-trial",
     description="Provision an isolated sandbox, deploy the candidate, evaluate it, assess it and report.",
-    on_failure=[teardown_by_label],
     on_crashed=[teardown_by_label],
     on_cancellation=[teardown_by_label],
 )
-def sandbox_trial(spec: TrialSpec) -> dict[str, Any]:
-    """Run one sandbox trial described by ``spec`` and return the command-line outcome."""
-    settings = get_settings()
-    logger = get_run_logger()
+def sandbox_trial(spec: TrialSpec, backend: str | None = None) -> State:
+    """Run one sandbox trial described by ``spec``; the state carries the command-line outcome.
+
+    ``backend`` names the isolation backend (docker, process ...); empty means the platform's
+    setting (REGSANDBOX_BACKEND, default auto).
+    """
     trial_id = trial_id_for(spec.name, str(current_run.get_id()))
-    ctx = TrialContext(trial_id, spec, settings, log=logger.info)
-    ctx.enter("submitted", flow_run_id=str(current_run.get_id()))
-    step = "admit"
-    try:
-        for name, run_step in PIPELINE:
-            step = name
-            run_step(ctx)
-    except Exception as exc:
-        ctx.fail(step, exc)
-    finally:
-        # Runs on KeyboardInterrupt and cancellation too: never leave a sandbox behind.
-        teardown(ctx)
-    try:
-        report(ctx)
-    finally:
-        if ctx.client and ctx.run_id:
-            ctx.client.set_terminated(ctx.run_id, "FAILED" if ctx.error else "FINISHED")
-        outcome = TrialOutcome.of(ctx)
-        outcome.save(ctx.workdir)
-    if ctx.error:
-        raise TrialFailedError(f"trial {trial_id} failed at {ctx.error['step']}: {ctx.error['message']}")
-    return outcome.model_dump()
+    outcome = run_lifecycle(spec, trial_id, get_settings(), backend, wrap=as_task, log=get_run_logger().info)
+    data = outcome.model_dump(mode="json")
+    if outcome.status == TrialStatus.COMPLETED:
+        return Completed(data=data)
+    message = f"trial {trial_id} {outcome.status.value}: {outcome.error}"
+    if outcome.status == TrialStatus.CANCELLED:
+        return Cancelled(data=data, message=message)
+    return Failed(data=data, message=message)

@@ -90,22 +90,6 @@ def fit_intercept(x: np.ndarray, y: np.ndarray, w: np.ndarray, start: float = 0.
     return np.where(np.isfinite(a) & (step < _ACCEPT), a, np.nan)
 
 
-def calibration_fit(
-    y: Any, s: Any, start: tuple[float, float] = (0.0, 1.0)
-) -> tuple[float | None, float | None]:
-    """``(slope, intercept)``: recalibration slope and calibration-in-the-large; None without evidence."""
-    y_arr = np.asarray(y, dtype=float) > 0.5
-    if y_arr.size == 0 or y_arr.all() or not y_arr.any():
-        return None, None
-    x = logit(np.asarray(s, dtype=float))
-    yf = y_arr.astype(float)
-    w = np.ones((1, x.size))
-    _, b = fit_recalibration(x, yf, w, start)
-    a = fit_intercept(x, yf, w, start[0])
-    slope, intercept = float(b[0]), float(a[0])
-    return (slope if np.isfinite(slope) else None), (intercept if np.isfinite(intercept) else None)
-
-
 def bin_index(s: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
     """Equal-width bin of each score, bins closed on the right as in scikit-learn's calibration_curve.
 

@@ -201,8 +201,3 @@ def pr_curve_from_levels(n_pos: np.ndarray, n_neg: np.ndarray, max_points: int =
         return None
     tp, fp = np.cumsum(n_pos[::-1]), np.cumsum(n_neg[::-1])
     return _thin({"recall": tp / n_pos.sum(), "precision": tp / (tp + fp)}, max_points)
-
-
-def roc_curve(y: Any, s: Any, max_points: int = 101) -> dict[str, list[float]] | None:
-    _, n_pos, n_neg = levels(*split(y, s))
-    return roc_curve_from_levels(n_pos, n_neg, max_points=max_points)

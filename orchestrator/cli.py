@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchestrator.errors import RegSandboxError, SpecError
+
+if TYPE_CHECKING:
+    from orchestrator.spec import TrialSpec
 
 app = typer.Typer(
     name="regsandbox",
@@ -35,7 +38,7 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _prepare_environment() -> None:
+def _prepare_environment(quiet_prefect: bool = False) -> None:
     """Keep Prefect's local state under the platform home and its telemetry off."""
     from orchestrator.settings import get_settings
 
@@ -46,19 +49,44 @@ def _prepare_environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     os.environ.setdefault("MLFLOW_TRACKING_URI", settings.tracking_uri)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    if quiet_prefect:
+        # The terminal shows the trial's own progress; Prefect's console lines (and the
+        # tracebacks it prints for a refused trial) go to the log file instead.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
-@trial_app.command("validate")
-def trial_validate(spec: SpecPath) -> None:
-    """Check a trial spec; exit 0 when valid, 2 with one line per problem naming the field."""
+def _log_to_file(path: Path) -> None:
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s | %(message)s"))
+    for name in ("prefect", "regsandbox"):
+        logging.getLogger(name).addHandler(handler)
+
+
+def _load_checked(spec: Path) -> TrialSpec:
+    """The spec, loaded and preflighted; on any problem, one line each and exit 2."""
+    from orchestrator.preflight import preflight
     from orchestrator.spec import load_spec
 
     try:
         loaded = load_spec(spec)
+        preflight(loaded, str(spec))
     except SpecError as exc:
         for problem in exc.problems:
             _err(f"{exc.source}: {problem}")
         raise typer.Exit(2) from exc
+    return loaded
+
+
+@trial_app.command("validate")
+def trial_validate(spec: SpecPath) -> None:
+    """Check a trial spec and what it names (template, profiles, model URI, data paths).
+
+    Exit 0 when valid, 2 with one line per problem naming the field.
+    """
+    loaded = _load_checked(spec)
     typer.echo(f"{spec}: valid trial spec '{loaded.name}' for {', '.join(loaded.jurisdictions)}")
 
 
@@ -74,43 +102,42 @@ def trial_schema() -> None:
 def trial_run(
     spec: SpecPath,
     backend: Annotated[
-        str | None, typer.Option(help="Isolation backend: docker, process or kubernetes (default: settings).")
+        str | None, typer.Option(help="Isolation backend: docker or process (default: REGSANDBOX_BACKEND).")
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome as one JSON object, last on stdout.")
     ] = False,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's own log lines on the terminal too.")] = False,
 ) -> None:
     """Run one whole trial: admit, provision, deploy, evaluate, assess, report, tear down."""
-    from orchestrator.spec import load_spec
+    from orchestrator.progress import TerminalReporter, reporting
+    from orchestrator.settings import get_settings
 
-    try:
-        loaded = load_spec(spec)
-    except SpecError as exc:
-        for problem in exc.problems:
-            _err(f"{exc.source}: {problem}")
-        raise typer.Exit(2) from exc
-    if backend:
-        os.environ["REGSANDBOX_BACKEND"] = backend
-        from orchestrator.settings import get_settings
-
-        get_settings.cache_clear()
-    _prepare_environment()
+    loaded = _load_checked(spec)
+    _prepare_environment(quiet_prefect=not verbose)
     from orchestrator.run import run_trial
 
-    outcome = run_trial(loaded)
+    log_file = get_settings().home / "logs" / "trials.log"
+    _log_to_file(log_file)
+    if not os.environ.get("PREFECT_API_URL"):
+        _err("starting a temporary Prefect server (set PREFECT_API_URL to use a running one)")
+    with reporting(TerminalReporter()):
+        outcome = run_trial(loaded, backend)
     if as_json:
         sys.stdout.write(outcome.model_dump_json() + "\n")
     else:
         _print_outcome(outcome)
+    if outcome.status != "completed":
+        _err(f"full log: {log_file}")
     raise typer.Exit(0 if outcome.status == "completed" else 1)
 
 
 def _print_outcome(outcome: object) -> None:
-    from orchestrator.trial import TrialOutcome
+    from orchestrator.trial_records import TrialOutcome
 
     assert isinstance(outcome, TrialOutcome)  # noqa: S101
     typer.echo("")
-    rows = [("trial", f"{outcome.trial_id}: {outcome.status}")]
+    rows = [("trial", f"{outcome.trial_id}: {outcome.status.value}")]
     if outcome.error:
         rows.append(("error", outcome.error))
     rows += [

@@ -66,3 +66,7 @@ class TrialFailedError(RegSandboxError, RuntimeError):
 
 class InjectedFaultError(TrialFailedError):
     """A failure injected on purpose (``REGSANDBOX_FAIL_AT``) to drill teardown paths."""
+
+
+class TrialCancelledError(RegSandboxError):
+    """The trial was cancelled (from the Prefect UI or API, the portal, or Ctrl-C)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,7 @@ def assess(
     values: Mapping[str, float | None],
     intervals: Mapping[str, tuple[float, float]],
     findings: Mapping[str, str] | None = None,
+    applies: Callable[[str], bool] | None = None,
 ) -> JurisdictionAssessment:
     """Apply every criterion of ``profile`` to the observed values and give the verdict.
 
@@ -318,10 +319,13 @@ def assess(
     conditional; otherwise it passes. ``findings`` (metric key -> explanation, from
     :func:`monitors.findings`) are quoted in the rule, so that a failed subgroup criterion
     names the subgroup and the gap. The profile's documentary requirements are listed in the
-    rule as not assessed: the verdict covers the measured criteria only.
+    rule as not assessed: the verdict covers the measured criteria only. ``applies`` keeps the
+    criteria the trial's evaluation kind can judge (a chat criterion says nothing of a
+    classifier); without it every criterion is applied.
     """
     evidence = _evidence(values, intervals)
-    outcomes = [_outcome(c, evidence, intervals) for c in profile.criteria]
+    criteria = [c for c in profile.criteria if applies is None or applies(c.metric)]
+    outcomes = [_outcome(c, evidence, intervals) for c in criteria]
     verdict, rule = _verdict(outcomes, profile, findings or {})
     return JurisdictionAssessment(
         jurisdiction=profile.jurisdiction,

@@ -7,24 +7,23 @@ the run appears in that server's UI like any other flow run.
 from __future__ import annotations
 
 from orchestrator.errors import TrialFailedError
-from orchestrator.settings import get_settings
 from orchestrator.spec import TrialSpec
-from orchestrator.trial import TrialOutcome, trial_id_for
+from orchestrator.trial_records import TrialOutcome
 
 
-def run_trial(spec: TrialSpec) -> TrialOutcome:
-    """Run the ``sandbox-trial`` flow and return its outcome, whether it completed or failed."""
+def run_trial(spec: TrialSpec, backend: str | None = None) -> TrialOutcome:
+    """Run the ``sandbox-trial`` flow and return its outcome, whether it completed or not."""
     from flows.sandbox_trial import sandbox_trial
 
     state = sandbox_trial.with_options(timeout_seconds=spec.resources.timeout_s + 120)(
-        spec, return_state=True
+        spec, backend, return_state=True
     )
-    run_id = state.state_details.flow_run_id
-    trial_id = trial_id_for(spec.name, str(run_id))
-    path = get_settings().trials_dir / trial_id / "outcome.json"
-    if path.is_file():
-        return TrialOutcome.model_validate_json(path.read_text(encoding="utf-8"))
-    # The flow died before it could write its outcome (crash, timeout): report what is known.
+    try:
+        data = state.result(raise_on_failure=False)
+    except Exception as exc:  # no result at all: the flow itself crashed before the lifecycle ended
+        data = exc
+    if isinstance(data, dict):
+        return TrialOutcome.model_validate(data)
     raise TrialFailedError(
-        f"trial {trial_id} ended in state {state.type.value} without an outcome: {state.message}"
+        f"trial flow ended in state {state.type.value} without an outcome: {state.message}"
     )

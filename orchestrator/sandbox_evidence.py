@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from orchestrator.backends import Sandbox, SandboxBackend
-    from orchestrator.trial import TrialContext
+    from orchestrator.trial import Trial
 
 
-def list_processes(ctx: TrialContext, backend: SandboxBackend, sandbox: Sandbox) -> list[str] | None:
+def list_processes(trial: Trial, backend: SandboxBackend, sandbox: Sandbox) -> list[str] | None:
     try:
         return backend.processes(sandbox)
     except Exception as exc:  # evidence gathering never fails a trial
-        ctx.log(f"could not list the sandbox's processes: {exc}")
+        trial.log(f"could not list the sandbox's processes: {exc}")
         return None
 
 
@@ -43,28 +43,36 @@ def unexpected_processes(running: list[str], at_deploy: list[str] | None) -> lis
     ]
 
 
-def record_last_state(ctx: TrialContext, backend: SandboxBackend, sandbox: Sandbox) -> None:
-    """What the model was doing when the trial ended: refused attempts and surviving processes."""
+def record_last_state(
+    trial: Trial,
+    backend: SandboxBackend,
+    sandbox: Sandbox,
+    refused_baseline: dict[str, int] | None,
+    processes_at_deploy: list[str] | None,
+) -> float | None:
+    """What the model was doing when the trial ended; return the connections refused since attest."""
+    refused_total: float | None = None
     try:
         refused = backend.refused_connections(sandbox)
     except Exception as exc:  # evidence gathering must never block the teardown itself
-        ctx.log(f"could not read the sandbox's refused connections: {exc}")
+        trial.log(f"could not read the sandbox's refused connections: {exc}")
         refused = None
     if refused is not None:
-        base = ctx.refused_baseline or {}
+        base = refused_baseline or {}
         delta = {k: max(v - base.get(k, 0), 0) for k, v in refused.items()}
-        ctx.values["isolation/refused_connections"] = float(sum(delta.values()))
+        refused_total = float(sum(delta.values()))
         if any(delta.values()):
-            ctx.event("isolation_event", event="connections_refused", **delta)
+            trial.event("isolation_event", event="connections_refused", **delta)
     # The model server itself is still running at teardown, as it was at deploy; a process the
     # sandbox did not have then (a detached daemon, a spawned tool) is evidence for the report.
-    processes = list_processes(ctx, backend, sandbox) or []
-    new = unexpected_processes(processes, ctx.processes_at_deploy)
+    processes = list_processes(trial, backend, sandbox) or []
+    new = unexpected_processes(processes, processes_at_deploy)
     if new:
-        ctx.event(
+        trial.event(
             "isolation_event",
             event="processes_at_teardown",
             count=len(new),
             running=len(processes),
             processes=new[:50],
         )
+    return refused_total

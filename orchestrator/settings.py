@@ -66,6 +66,10 @@ class Settings(BaseSettings):
             "0 lays out the whole PDF in the calling process."
         ),
     )
+    report_pdf: bool = Field(
+        default=True,
+        description="Render the exit report's PDF (JSON and HTML are always written); needs the fonts.",
+    )
     sandbox_user: str = Field(default="10001:10001", description="uid:gid the model server runs as.")
     tmpfs_size_mb: int = Field(default=64, gt=0, description="Size of the sandbox's writable, noexec /tmp.")
     pids_limit: int = Field(default=256, gt=0, description="Maximum processes/threads inside a sandbox.")

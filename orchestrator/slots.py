@@ -67,15 +67,3 @@ def acquire_slot(
             on_wait(f"waiting for a free sandbox slot ({limit} running)")
             warned = True
         time.sleep(0.25)
-
-
-def busy_slots(directory: Path, limit: int) -> int:
-    """How many slots are held right now (for status displays and tests)."""
-    busy = 0
-    for index in range(limit):
-        slot = _try(directory / f"slot-{index}", "probe")
-        if slot is None:
-            busy += 1
-        else:
-            slot.release()
-    return busy

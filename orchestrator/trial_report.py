@@ -1,13 +1,16 @@
-"""Assemble a trial's exit report from its context, on every path (completed or failed)."""
+"""Assemble a trial's exit report from its records, on every path (completed, failed, cancelled).
+
+Only the frozen step records and the trial's event journal are read: what the report says is
+what the steps established, and nothing is recomputed here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import importlib.metadata
+from typing import TYPE_CHECKING
 
 from orchestrator.model_artifacts import registered_version
-from orchestrator.policy import load_profile
-from orchestrator.records import utcnow
 from orchestrator.reports import (
     DataSection,
     EndpointSection,
@@ -20,17 +23,17 @@ from orchestrator.reports import (
     MlflowSection,
     ModelSection,
     OperationsSection,
-    ReportPaths,
     ReproducibilitySection,
     TeardownSection,
     TrialSection,
-    write_report,
 )
 from orchestrator.reports.card import model_card_from_registry
 from orchestrator.reports.model import ModelCard
-from orchestrator.reports.sections import FailureCase, Incident
-from orchestrator.steps import versions
-from orchestrator.trial import TrialContext
+from orchestrator.reports.sections import Incident
+from orchestrator.trial_records import DataReady, TrialRecords, status_of
+
+if TYPE_CHECKING:
+    from orchestrator.trial import Trial
 
 ISOLATION_NOTES = {
     "docker": [
@@ -45,13 +48,12 @@ ISOLATION_NOTES = {
 }
 
 
-def _makeup(ctx: TrialContext) -> list[MakeupRow]:
-    if ctx.data is None:
-        return []
+def _makeup(data: DataReady, attributes: list[str]) -> list[MakeupRow]:
+    frame = data.prepared.frame
+    total = len(frame)
     rows = []
-    total = len(ctx.data)
-    for attribute in ctx.spec.data.sensitive_attributes:
-        counts = ctx.data[attribute].astype(str).value_counts().sort_index()
+    for attribute in attributes:
+        counts = frame[attribute].astype(str).value_counts().sort_index()
         rows += [
             MakeupRow(attribute=attribute, group=str(g), n=int(n), share=float(n) / total)
             for g, n in counts.items()
@@ -59,14 +61,15 @@ def _makeup(ctx: TrialContext) -> list[MakeupRow]:
     return rows
 
 
-def _data(ctx: TrialContext) -> DataSection | None:
+def _data(trial: Trial, records: TrialRecords) -> DataSection | None:
     """Provenance, the data contract's findings and the make-up, as the data step recorded them."""
     from orchestrator.reports.model import ApprovedDataset, DataValidation, RepresentativenessRow
 
-    prepared = ctx.prepared
-    if prepared is None:
+    if records.data is None:
         return None
+    prepared = records.data.prepared
     provenance = prepared.report_provenance()
+    approved = trial.spec.data.approved
     return DataSection(
         source=prepared.source,
         generator=prepared.generator,
@@ -75,24 +78,26 @@ def _data(ctx: TrialContext) -> DataSection | None:
         digest=prepared.sha256,
         label=prepared.label,
         sensitive_attributes=prepared.sensitive_attributes,
-        makeup=_makeup(ctx),
-        approval_ref=ctx.spec.data.approved.approval_ref if ctx.spec.data.approved else None,
+        makeup=_makeup(records.data, trial.spec.data.sensitive_attributes),
+        approval_ref=approved.approval_ref if approved else None,
         validation=DataValidation(**prepared.report_validation()),
         provenance=ApprovedDataset(**provenance) if provenance else None,
         representativeness=[RepresentativenessRow(**row) for row in prepared.report_representativeness()],
     )
 
 
-def _model_card(ctx: TrialContext) -> ModelCard | None:
+def _model_card(trial: Trial, records: TrialRecords) -> ModelCard | None:
     """The CHAI-style model card, from what the developer declared in the MLflow registry."""
+    model = records.data.model if records.data else None
     # The version fetched and deployed, not whatever the alias points at by report time.
-    found = registered_version(ctx.model.resolved) if ctx.model else None
-    if found is None or ctx.client is None:
+    found = registered_version(model.resolved) if model else None
+    client = trial.live.client
+    if found is None or client is None:
         return None
     name, number = found
     try:
-        version = ctx.client.get_model_version(name, number)
-        registered = ctx.client.get_registered_model(name)
+        version = client.get_model_version(name, number)
+        registered = client.get_registered_model(name)
     except Exception:  # noqa: BLE001 - a missing card is reported as missing, never a failed trial
         return None
     return model_card_from_registry(
@@ -107,12 +112,10 @@ def _model_card(ctx: TrialContext) -> ModelCard | None:
     )
 
 
-def _incidents(ctx: TrialContext) -> list[Incident] | None:
-    """Isolation events seen while the sandbox ran; None when nothing was monitored."""
-    if ctx.sampler is None:
-        return None
+def _incidents(trial: Trial) -> list[Incident]:
+    """Isolation events seen while the sandbox ran."""
     found = []
-    for event in ctx.events:
+    for event in trial.events:
         if event.kind != "isolation_event":
             continue
         detail = {k: v for k, v in event.detail.items() if k != "event"}
@@ -123,90 +126,46 @@ def _incidents(ctx: TrialContext) -> list[Incident] | None:
     return found
 
 
-def _resources(ctx: TrialContext) -> dict[str, float] | None:
-    if ctx.sampler is None:
+def _resources(trial: Trial, records: TrialRecords) -> dict[str, float] | None:
+    peaks = records.teardown.resources if records.teardown else None
+    if peaks is None:
         return None
-    found = {
-        "peak_memory_mb": ctx.sampler.peak_memory_bytes / 2**20,
-        "memory_limit_mb": float(ctx.spec.resources.memory_mb),
-        "peak_pids": float(ctx.sampler.peak_pids),
-        "oom_events": float(ctx.sampler.oom_events),
+    return {
+        "peak_memory_mb": float(peaks.get("resources/peak_memory_mb") or 0.0),
+        "memory_limit_mb": float(trial.spec.resources.memory_mb),
+        "peak_pids": float(peaks.get("resources/peak_pids") or 0.0),
+        "oom_events": float(peaks.get("resources/oom_events") or 0.0),
     }
-    return found
 
 
-def _failure_cases(ctx: TrialContext, limit: int = 20) -> list[FailureCase] | None:
-    """The worst misses: positives scored lowest and negatives scored highest, verbatim."""
-    if ctx.data is None or not ctx.monitors or ctx.sink is None:
-        return None
-    traffic = ctx.workdir / "traffic.jsonl"
-    if not traffic.is_file():
-        return None
-    from orchestrator.records import TrafficRecord
-    from orchestrator.workload import scores_from
-
-    scores: dict[str, float] = {}
-    with traffic.open(encoding="utf-8") as handle:
-        for line in handle:
-            record = TrafficRecord.model_validate_json(line)
-            if record.origin != "evaluation" or not record.case_ids or record.status != 200:
-                continue
-            for case_id, score in zip(
-                record.case_ids, scores_from(record.response, len(record.case_ids)), strict=True
-            ):
-                scores[case_id] = float(score)
-    label = ctx.spec.data.label
-    truth = ctx.data.set_index("case_id")[label]
-    misses = []
-    for case_id, score in scores.items():
-        if score != score:  # NaN: no usable answer, counted as unscored elsewhere
-            continue
-        expected = int(truth.get(case_id, -1))
-        error = (1.0 - score) if expected == 1 else score
-        misses.append((error, case_id, expected, score))
-    misses.sort(reverse=True)
-    attributes = ctx.spec.data.sensitive_attributes
-    rows = ctx.data.set_index("case_id")
-    cases = []
-    for _, case_id, expected, score in misses[:limit]:
-        row = rows.loc[case_id]
-        note = ", ".join(f"{a}={row[a]}" for a in attributes if a in row.index)
-        cases.append(FailureCase(case_id=case_id, expected=expected, predicted=round(score, 4), note=note))
-    return cases
-
-
-def _seeds(ctx: TrialContext) -> dict[str, int]:
+def _seeds(trial: Trial) -> dict[str, int]:
     seeds = {}
-    if ctx.spec.data.source == "synthetic":
-        seeds["data"] = ctx.spec.data.synthetic_or_default.seed
+    if trial.spec.data.source == "synthetic":
+        seeds["data"] = trial.spec.data.synthetic_or_default.seed
     return seeds
 
 
-def _digests(ctx: TrialContext) -> dict[str, str]:
+def _digests(records: TrialRecords) -> dict[str, str]:
     digests: dict[str, str] = {}
-    if ctx.model:
-        digests["model"] = f"sha256:{ctx.model.digest}"
-    if ctx.data_digest:
-        digests["data"] = f"sha256:{ctx.data_digest}"
-    if ctx.endpoint and ctx.endpoint.image_digest:
-        digests["image"] = ctx.endpoint.image_digest
-    for assessment in ctx.assessments.values():
-        digests[f"profile:{assessment.profile_id}@{assessment.profile_version}"] = assessment.profile_digest
-    if not ctx.assessments:
-        for code in ctx.spec.jurisdictions:
-            try:
-                profile = load_profile(code)
-            except Exception:  # noqa: S112 - a broken profile is reported as the trial's error already
-                continue
-            digests[f"profile:{profile.id}@{profile.version}"] = profile.digest
+    if records.data is not None:
+        digests["data"] = f"sha256:{records.data.prepared.sha256}"
+        if records.data.model is not None:
+            digests["model"] = f"sha256:{records.data.model.digest}"
+    if records.deployment and records.deployment.endpoint.image_digest:
+        digests["image"] = records.deployment.endpoint.image_digest
+    # The profiles loaded at admission are the ones applied: the same digests, however it ended.
+    for profile in records.admission.profiles.values() if records.admission else ():
+        digests[f"profile:{profile.id}@{profile.version}"] = profile.digest
     return digests
 
 
-def _isolation(ctx: TrialContext) -> IsolationSection | None:
+def _isolation(trial: Trial, records: TrialRecords) -> IsolationSection | None:
     """What was verified: the probes run inside the sandbox, then the engine's own read-back."""
-    if ctx.sandbox is None or ctx.backend is None:
+    backend = trial.live.backend
+    if records.provisioned is None or backend is None:
         return None
-    attestation = ctx.attestation
+    attestation = records.attested.attestation if records.attested else None
+    read_back = records.deployment.controls if records.deployment else []
     controls = []
     if attestation is not None:
         controls += [
@@ -217,10 +176,8 @@ def _isolation(ctx: TrialContext) -> IsolationSection | None:
             )
             for p in attestation.probes
         ]
-    controls += [
-        IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in ctx.controls
-    ]
-    notes = list(ISOLATION_NOTES.get(ctx.backend.name, []))
+    controls += [IsolationControl(control=c.control, applied=c.applied, detail=c.detail) for c in read_back]
+    notes = list(ISOLATION_NOTES.get(backend.name, []))
     if attestation is None:
         notes.insert(0, "The isolation probes did not run: nothing was verified from inside the sandbox.")
     elif not attestation.passed:
@@ -228,40 +185,78 @@ def _isolation(ctx: TrialContext) -> IsolationSection | None:
         notes.insert(
             0, f"Isolation probes FAILED ({failed}); the trial stopped before any model or data entered."
         )
-    verified = bool(attestation and attestation.passed) and all(c.applied for c in ctx.controls)
+    if attestation is not None and attestation.passed and not read_back:
+        notes.insert(0, "The model was never deployed: no control was read back from the engine.")
+    # Verified means both kinds of evidence exist and hold: probes from inside, read-back from outside.
+    verified = bool(attestation and attestation.passed and read_back) and all(c.applied for c in read_back)
+    level = attestation.verified_level if attestation else f"{backend.isolation_level} (NOT verified)"
+    if not verified and "NOT verified" not in level:
+        level += " (NOT verified)"
     return IsolationSection(
-        backend=ctx.backend.name,
-        level=attestation.verified_level if attestation else f"{ctx.backend.isolation_level} (NOT verified)",
-        controls=controls,
-        verified=verified,
-        notes=notes,
+        backend=backend.name, level=level, controls=controls, verified=verified, notes=notes
     )
 
 
-def build_report(ctx: TrialContext) -> ExitReport:
-    spec = ctx.spec
-    data = _data(ctx)
-    model = None
-    if ctx.model:
-        model = ModelSection(
-            uri=ctx.model.uri,
-            resolved=ctx.model.resolved,
-            digest=ctx.model.digest,
-            template=spec.model.template,
-            image=ctx.endpoint.image if ctx.endpoint else None,
-            image_digest=ctx.endpoint.image_digest if ctx.endpoint else None,
-            flavors=ctx.model.flavors,
-        )
-    isolation = _isolation(ctx)
-    counts: dict[str, int] = ctx.sink.counts if ctx.sink else {}
-    teardown_detail: dict[str, Any] = {}
-    if ctx.teardown_result:
-        teardown_detail = {"removed": ctx.teardown_result.removed, "remaining": ctx.teardown_result.remaining}
+def versions() -> dict[str, str]:
+    import platform
+
+    found = {"python": platform.python_version()}
+    for dist in ("regsandbox", "prefect", "mlflow", "docker", "scikit-learn", "pandas", "numpy", "pydantic"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _model(trial: Trial, records: TrialRecords) -> ModelSection | None:
+    model = records.data.model if records.data else None
+    if model is None:
+        return None
+    endpoint = records.deployment.endpoint if records.deployment else None
+    return ModelSection(
+        uri=model.uri,
+        resolved=model.resolved,
+        digest=model.digest,
+        template=trial.spec.model.template,
+        image=endpoint.image if endpoint else None,
+        image_digest=endpoint.image_digest if endpoint else None,
+        flavors=model.flavors,
+    )
+
+
+def _metrics(records: TrialRecords) -> MetricsSection | None:
+    if records.observation is None:
+        return None
+    values = dict(records.observation.values)
+    if records.teardown and records.teardown.refused_connections is not None:
+        values["isolation/refused_connections"] = records.teardown.refused_connections
+    return MetricsSection(values=values, intervals=records.observation.intervals)
+
+
+def _operations(trial: Trial, records: TrialRecords) -> OperationsSection | None:
+    counts = records.teardown.traffic if records.teardown else {}
+    if not counts:
+        return None
+    return OperationsSection(
+        requests=counts.get("developer", 0) + counts.get("evaluation", 0),
+        errors=counts.get("errors", 0),
+        developer_requests=counts.get("developer", 0),
+        resources=_resources(trial, records),
+        incidents=_incidents(trial) if records.deployment else None,
+    )
+
+
+def build_report(trial: Trial, records: TrialRecords) -> ExitReport:
+    spec = trial.spec
+    run = records.admission.mlflow if records.admission else None
+    teardown = records.teardown
+    assessments = records.assessment.assessments if records.assessment else {}
     return ExitReport(
-        trial_id=ctx.trial_id,
-        status="failed" if ctx.error else "completed",
-        started_at=ctx.started_at,
-        finished_at=ctx.finished_at or utcnow(),
+        trial_id=trial.trial_id,
+        status=status_of(records).value,
+        started_at=trial.started_at,
+        finished_at=trial.finished_at,
         trial=TrialSection(
             name=spec.name,
             sponsor=spec.sponsor,
@@ -270,52 +265,33 @@ def build_report(ctx: TrialContext) -> ExitReport:
             jurisdictions=list(spec.jurisdictions),
             spec=spec.model_dump(mode="json"),
         ),
-        model=model,
-        data=data,
-        isolation=isolation,
-        endpoint=EndpointSection(url=ctx.gateway.url, token_hint=(ctx.developer_token or "")[-4:] or None)
-        if ctx.gateway and ctx.gateway.url
+        model=_model(trial, records),
+        data=_data(trial, records),
+        isolation=_isolation(trial, records),
+        endpoint=EndpointSection(url=records.deployment.gateway_url, token_hint=records.deployment.token_hint)
+        if records.deployment
         else None,
-        metrics=MetricsSection(values=ctx.values, intervals=ctx.intervals) if ctx.values else None,
-        monitors=ctx.results,
-        assessments=list(ctx.assessments.values()),
-        verdicts=ctx.verdicts,
-        operations=OperationsSection(
-            requests=counts.get("developer", 0) + counts.get("evaluation", 0),
-            errors=counts.get("errors", 0),
-            developer_requests=counts.get("developer", 0),
-            resources=_resources(ctx),
-            incidents=_incidents(ctx),
-        )
-        if counts
-        else None,
+        metrics=_metrics(records),
+        monitors=records.monitor_results(),
+        assessments=list(assessments.values()),
+        verdicts={code: a.verdict for code, a in assessments.items()},
+        operations=_operations(trial, records),
         mlflow=MlflowSection(
-            tracking_uri=ctx.settings.tracking_uri, experiment_id=ctx.experiment_id, run_id=ctx.run_id
+            tracking_uri=run.tracking_uri, experiment_id=run.experiment_id, run_id=run.run_id
         )
-        if ctx.run_id and ctx.experiment_id
+        if run
         else None,
         teardown=TeardownSection(
-            verified=bool(ctx.teardown_result and ctx.teardown_result.verified), detail=teardown_detail
+            verified=bool(teardown and teardown.result.verified),
+            detail={"removed": teardown.result.removed, "remaining": teardown.result.remaining}
+            if teardown
+            else {},
         ),
-        events=ctx.events,
-        error=ErrorSection(**ctx.error) if ctx.error else None,
-        model_card=_model_card(ctx),
-        failure_cases=_failure_cases(ctx),
-        reproducibility=ReproducibilitySection(versions=versions(), seeds=_seeds(ctx), digests=_digests(ctx)),
+        events=trial.events,
+        error=ErrorSection(**records.error.model_dump()) if records.error else None,
+        model_card=_model_card(trial, records),
+        failure_cases=records.workload.failure_cases if records.workload else None,
+        reproducibility=ReproducibilitySection(
+            versions=versions(), seeds=_seeds(trial), digests=_digests(records)
+        ),
     )
-
-
-def report(ctx: TrialContext) -> ReportPaths:
-    """Write, sign and (when there is a run) attach the exit report to the MLflow run."""
-    ctx.finished_at = ctx.finished_at or utcnow()
-    paths = write_report(build_report(ctx), ctx.settings.reports_dir / ctx.trial_id, ctx.settings.keys_dir)
-    ctx.report = paths
-    if ctx.client and ctx.run_id:
-        for path in (paths.json_, paths.html, paths.pdf, paths.signature, paths.envelope):
-            if path:
-                ctx.client.log_artifact(ctx.run_id, path, artifact_path="exit-report")
-        traffic = ctx.workdir / "traffic.jsonl"
-        if traffic.is_file():
-            ctx.client.log_artifact(ctx.run_id, str(traffic), artifact_path="traffic")
-    ctx.log(f"report written: {paths.html}")
-    return paths

@@ -34,6 +34,7 @@ __all__ = [
     "available_backends",
     "SWEPT_BACKENDS",
     "reap_all",
+    "teardown_everywhere",
     "get_backend",
     "register_backend",
 ]
@@ -44,7 +45,6 @@ BackendFactory = Callable[[Settings], SandboxBackend]
 _REGISTRY: dict[str, str | BackendFactory] = {
     "docker": "orchestrator.backends.docker:DockerBackend",
     "process": "orchestrator.backends.process:ProcessBackend",
-    "kubernetes": "orchestrator.backends.kubernetes:KubernetesBackend",
 }
 
 
@@ -114,4 +114,21 @@ def reap_all(
             logger.info("backend %s not swept: %s", name, exc)
             continue
         results += backend.reap(older_than_s=older_than_s, everything=everything)
+    return results
+
+
+def teardown_everywhere(
+    trial_id: str, names: tuple[str, ...] = SWEPT_BACKENDS, settings: Settings | None = None
+) -> list[TeardownResult]:
+    """Tear one trial down on every backend that answers: a hook that runs after a crash does
+    not know which backend the trial used, and teardown of nothing is cheap and verified."""
+    results: list[TeardownResult] = []
+    for name in names:
+        try:
+            backend = _load(name, settings or get_settings())
+            backend.ping()
+        except BackendError as exc:
+            logger.info("backend %s not asked about %s: %s", name, trial_id, exc)
+            continue
+        results.append(backend.teardown(trial_id))
     return results

@@ -234,14 +234,19 @@ class SandboxBackend(abc.ABC):
         removed = self._teardown(trial_id)
         return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
 
-    def reap(self, older_than_s: float = 0.0, everything: bool = False) -> list[TeardownResult]:
+    def reap(
+        self, older_than_s: float = 0.0, everything: bool = False, prefix: str = ""
+    ) -> list[TeardownResult]:
         """Tear down sandboxes whose creating process is gone (or all of them with ``everything``).
 
-        Only objects carrying the platform's labels are considered; nothing else is touched.
+        Only objects carrying the platform's labels are considered, and of those only trials whose
+        id starts with ``prefix``; nothing else is touched.
         """
         results = []
         now = time.time()
         for trial_id, labels in self._owned().items():
+            if not trial_id.startswith(prefix):
+                continue
             age = now - float(labels.get(LABEL_CREATED, now))
             if age < older_than_s:
                 continue

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 
 def tiny_model(path: Path) -> Path:
-    import mlflow.sklearn
-    from sklearn.linear_model import LogisticRegression
+    """Two features (a, b) whose label follows a: the conformance suite's model."""
+    from orchestrator.backends.conformance import conformance_model
 
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.random(200), "b": rng.random(200)})
-    labels = (frame["a"] + 0.2 * rng.random(200) > 0.6).astype(int)
-    model = LogisticRegression().fit(frame, labels)
-    mlflow.sklearn.save_model(model, str(path), pyfunc_predict_fn="predict_proba")
-    return path
+    return conformance_model(path)
 
 
 def candidate_model(path: Path, rows: int = 4000, seed: int = 3) -> Path:

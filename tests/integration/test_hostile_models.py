@@ -55,7 +55,7 @@ from orchestrator.run import run_trial
 from orchestrator.settings import Settings
 from orchestrator.spec import Resources, TrialSpec, parse_spec
 from orchestrator.templates import load_template
-from orchestrator.trial import TrialOutcome
+from orchestrator.trial_records import TrialOutcome
 from tests.hostile.build import FEATURES, save_hostile_model, save_witness_model
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

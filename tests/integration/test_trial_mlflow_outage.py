@@ -24,7 +24,7 @@ from orchestrator.run import run_trial
 from orchestrator.settings import Settings, get_settings
 from orchestrator.spec import TrialSpec, parse_spec
 from orchestrator.tracking import MetricStreamer, identity
-from orchestrator.trial import TrialOutcome
+from orchestrator.trial_records import TrialOutcome
 from tests.integration.mlflow_server import mlflow_server
 from tests.integration.models import candidate_model
 

@@ -1,0 +1,74 @@
+"""The interface an evaluation kind implements: its workload, its monitors, its criteria.
+
+What a template serves (``kind`` in its template.yaml) decides how a trial evaluates it: which
+requests are sent, which monitors read the answers, and which families of policy criteria can
+be judged from what they measure. The lifecycle and the backends know only this interface, so a
+new kind (chat, imaging ...) is a new module registered in :mod:`orchestrator.evaluation`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from monitors.base import MetricPoint, Monitor
+    from orchestrator.model_artifacts import ModelArtifact
+    from orchestrator.records import TrafficRecord
+    from orchestrator.reports.sections import FailureCase
+    from orchestrator.spec import TrialSpec
+    from orchestrator.workload import Channel
+
+# Families every kind is judged on: how the service behaved, whatever it serves.
+COMMON_FAMILIES = ("ops/", "latency/", "resources/", "isolation/")
+
+
+class Evaluation(abc.ABC):
+    """One trial's evaluation while it runs: the monitors, fed by the traffic it sends.
+
+    ``absorb`` is called with every batch of traffic records, evaluation and developer alike
+    (developer traffic during the observation window is measured the same way).
+    """
+
+    monitors: list[Monitor]
+    steps: int = 0
+    points: int = 0
+
+    @abc.abstractmethod
+    def run(self, channel: Channel) -> int:
+        """Send every evaluation case through ``channel``; return the number of requests."""
+
+    @abc.abstractmethod
+    def absorb(self, records: list[TrafficRecord]) -> None:
+        """Update the monitors with these records and emit their points."""
+
+    @abc.abstractmethod
+    def failure_cases(self, limit: int = 20) -> list[FailureCase]:
+        """The worst answers, verbatim, for the report."""
+
+
+class EvaluationKind(abc.ABC):
+    """A kind of model a template can serve, and how a trial evaluates it."""
+
+    name: ClassVar[str]
+    # Metric-key prefixes this kind's monitors produce; criteria outside them (and outside
+    # COMMON_FAMILIES) belong to another kind and are not applied to this trial.
+    families: ClassVar[tuple[str, ...]]
+
+    def applies(self, metric: str) -> bool:
+        """Whether a policy criterion on ``metric`` can be judged for a trial of this kind."""
+        return metric.startswith(self.families + COMMON_FAMILIES)
+
+    @abc.abstractmethod
+    def start(
+        self,
+        spec: TrialSpec,
+        data: pd.DataFrame,
+        model: ModelArtifact,
+        reference: pd.DataFrame | None,
+        emit: Callable[[list[MetricPoint]], None],
+    ) -> Evaluation:
+        """Set up the monitors for one trial; nothing is sent until ``run``."""

@@ -1,0 +1,54 @@
+"""Data: produce (or take in and verify) the trial's data, enforce its contract, fetch the model."""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator.errors import DataError
+from orchestrator.trial import Trial
+from orchestrator.trial_records import Admission, DataReady, with_record
+
+
+def prepare_data(trial: Trial) -> DataReady:
+    from mlflow.entities import Metric
+
+    from orchestrator.data.prepare import prepare_trial_data
+    from orchestrator.model_artifacts import fetch_model
+
+    admission: Admission = trial.records.need("admission")
+    prepared = prepare_trial_data(trial.spec, trial.workdir)
+    contract = prepared.contract
+    client, run = trial.live.client, admission.mlflow
+    if client is not None and run is not None:
+        client.log_dict(run.run_id, contract.gx_result, "data-contract/result.json")
+        summary = prepared.model_dump(mode="json", exclude={"contract": {"gx_result"}})
+        client.log_dict(run.run_id, summary, "data-contract/summary.json")
+        counts = {
+            "data/contract_evaluated": contract.evaluated,
+            "data/contract_blocking_failures": len(contract.blocking_failures),
+            "data/contract_advisory_failures": len(contract.advisory_failures),
+            "data/rows": prepared.rows,
+        }
+        now = int(time.time() * 1000)
+        client.log_batch(run.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in counts.items()])
+    trial.event(
+        "data_contract",
+        suite=contract.suite,
+        evaluated=contract.evaluated,
+        blocking=[f.message for f in contract.blocking_failures],
+        advisory=len(contract.advisory_failures),
+    )
+    if prepared.blocking:
+        # The failure report still describes the data that stopped the trial.
+        refusal = DataError(f"trial {trial.trial_id}: {prepared.blocking_summary()}")
+        raise with_record(refusal, DataReady(prepared=prepared))
+    model = fetch_model(trial.spec.model.uri, trial.workdir / "model", trial.settings)
+    trial.enter(
+        "data_ready",
+        source=prepared.source,
+        rows=prepared.rows,
+        data_sha256=prepared.sha256,
+        model=model.resolved,
+        model_sha256=model.digest,
+    )
+    return DataReady(prepared=prepared, model=model)
