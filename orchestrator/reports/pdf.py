@@ -11,6 +11,12 @@ jurisdiction annexes, after ``ANNEX_MARKER`` in the page) in a worker process (`
 The halves are joined with pypdf, outlines included. The annexes carry their own page
 numbers ("Annexes · 2 / 14"), as annexes of printed reports usually do. Should the worker be
 unavailable, the whole page is laid out here as one document.
+
+WeasyPrint writes an in-page link as a link to a named destination (the element's id) and
+drops, with an error, a link whose id is not in the document it lays out. A link from one half
+into the other therefore leaves its half as a link to ``ELSEWHERE`` + id, which WeasyPrint
+keeps as it is, and becomes a link to the named destination again when the halves are joined:
+the joined PDF carries the named destinations of both halves.
 """
 
 from __future__ import annotations
@@ -19,21 +25,29 @@ import contextlib
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from orchestrator.reports.html import render_html
 from orchestrator.reports.model import ExitReport
 
 if TYPE_CHECKING:
+    from pypdf import PdfWriter
     from weasyprint.text.fonts import FontConfiguration
 
 log = logging.getLogger(__name__)
 _FONTS: FontConfiguration | None = None
 ANNEX_MARKER = "<!-- regsandbox:pdf-annexes -->"
+ELSEWHERE = "regsandbox-anchor:"
+# Attribute values as the template engine writes them (always double-quoted, text escaped), so
+# "id=" inside report text never matches.
+_ID = re.compile(r'\sid="([^"]+)"')
+_IN_PAGE_LINK = re.compile(r'(\shref=)"#([^"]+)"')
 # A worker that takes longer than this is abandoned and the annexes are laid out here instead.
 WORKER_TIMEOUT_S = 180.0
 _WORKER: _Worker | None = None
@@ -84,13 +98,30 @@ def layout_pdf(html: str) -> bytes:
     return bytes(document.write_pdf(font_config=_FONTS, pdf_identifier=b"regsandbox-exit-report"))
 
 
+def _links_across(page: str, other: str) -> str:
+    """``page`` with its links to ids that only ``other`` has pointing at ``ELSEWHERE`` instead."""
+    here, there = set(_ID.findall(page)), set(_ID.findall(other))
+
+    def retarget(link: re.Match[str]) -> str:
+        attribute, anchor = link.groups()
+        if anchor in here or anchor not in there:
+            return link.group(0)
+        return f'{attribute}"{ELSEWHERE}{anchor}"'
+
+    return _IN_PAGE_LINK.sub(retarget, page)
+
+
 def split_annexes(html: str) -> tuple[str, str] | None:
-    """The page cut at ``ANNEX_MARKER`` into two standalone pages sharing the same head."""
+    """The page cut at ``ANNEX_MARKER`` into two standalone pages sharing the same head.
+
+    A link into the other page points at ``ELSEWHERE`` + id; ``join_pdfs`` points it back.
+    """
     cut, body = html.find(ANNEX_MARKER), html.find("<main>")
     if cut < 0 or body < 0 or cut < body:
         return None
     head = html[: body + len("<main>")]
-    return html[:cut] + "</main>\n</body>\n</html>\n", head + html[cut:]
+    report, annexes = html[:cut] + "</main>\n</body>\n</html>\n", head + html[cut:]
+    return _links_across(report, annexes), _links_across(annexes, report)
 
 
 def _workers_wanted() -> bool:
@@ -178,14 +209,40 @@ def _collect(future: Future[bytes] | None, html: str) -> bytes:
     return layout_pdf(html)
 
 
+def _link_named_destinations(writer: PdfWriter) -> None:
+    """Turn each link to ``ELSEWHERE`` + id into a link to that id's named destination."""
+    from pypdf.generic import NameObject, TextStringObject
+
+    names = set(writer.named_destinations)
+    for page in writer.pages:
+        annotations = page.get("/Annots")
+        if annotations is None:
+            continue
+        annotations = annotations.get_object()
+        for ref in list(annotations):
+            link = ref.get_object()
+            action = link.get("/A")
+            uri = action.get_object().get("/URI") if action is not None else None
+            if not isinstance(uri, str) or not uri.startswith(ELSEWHERE):
+                continue
+            anchor = unquote(uri[len(ELSEWHERE) :])
+            if anchor not in names:  # the element was never laid out (display: none)
+                log.warning("PDF link to #%s dropped: no such destination in the report", anchor)
+                annotations.remove(ref)
+                continue
+            del link["/A"]
+            link[NameObject("/Dest")] = TextStringObject(anchor)
+
+
 def join_pdfs(first: bytes, second: bytes) -> bytes:
-    """One PDF of the pages, outlines and metadata of ``first`` followed by those of ``second``."""
+    """One PDF of the pages, outlines, named destinations and metadata of ``first`` then ``second``."""
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter()
     head = PdfReader(io.BytesIO(first))
     writer.append(head)
     writer.append(PdfReader(io.BytesIO(second)))
+    _link_named_destinations(writer)
     if head.metadata:
         writer.add_metadata(dict(head.metadata))
     out = io.BytesIO()

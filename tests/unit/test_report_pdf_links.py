@@ -1,0 +1,189 @@
+"""Every internal link of the report PDF lands somewhere, however the PDF was laid out.
+
+The report half links into the annexes (section 11, section 12) that the worker lays out as a
+separate document, so those links only resolve if the join carries them across. Real WeasyPrint,
+a real worker process, and pypdf reading the result back.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject
+
+import orchestrator.reports.pdf as pdf_module
+from orchestrator.reports import ExitReport, render_html
+from orchestrator.reports.pdf import ANNEX_MARKER, join_pdfs, layout_pdf, render_pdf, split_annexes
+from orchestrator.reports.sample import sample_report
+from orchestrator.settings import get_settings
+
+
+@pytest.fixture(scope="module")
+def report() -> ExitReport:
+    return sample_report()
+
+
+@pytest.fixture()
+def workers(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    def use(count: int) -> None:
+        monkeypatch.setenv("REGSANDBOX_PDF_WORKERS", str(count))
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _weasyprint_errors() -> Iterator[list[logging.LogRecord]]:
+    """ERROR records of WeasyPrint emitted in this process, whatever logging the project set up."""
+    logger = logging.getLogger("weasyprint")
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _name_tree(node: DictionaryObject) -> dict[str, object]:
+    found: dict[str, object] = {}
+    names = node.get("/Names")
+    if names is not None:
+        pairs = list(names.get_object())
+        found.update({str(pairs[i]): pairs[i + 1] for i in range(0, len(pairs) - 1, 2)})
+    for kid in node.get("/Kids", []):
+        found.update(_name_tree(kid.get_object()))
+    return found
+
+
+def _named_destinations(reader: PdfReader) -> dict[str, object]:
+    """Name -> destination from the catalog's /Dests dictionary and its /Names /Dests tree."""
+    root = reader.trailer["/Root"].get_object()
+    found: dict[str, object] = {}
+    if "/Dests" in root:
+        found.update({str(k)[1:]: v for k, v in root["/Dests"].get_object().items()})
+    names = root.get("/Names")
+    if names is not None and "/Dests" in names.get_object():
+        found.update(_name_tree(names.get_object()["/Dests"].get_object()))
+    return found
+
+
+def _page_of(destination: object, pages: dict[int, int]) -> int | None:
+    """Index of the page an explicit destination points at, None when it is not one of ours."""
+    target = destination.get_object()  # type: ignore[attr-defined]
+    if isinstance(target, DictionaryObject):  # a named destination may be wrapped as << /D [...] >>
+        target = target["/D"].get_object()
+    if not isinstance(target, ArrayObject) or not target:
+        return None
+    page = target[0]
+    return pages.get(page.idnum) if hasattr(page, "idnum") else None
+
+
+def _links(pdf: bytes) -> tuple[dict[str, int], list[str], list[str]]:
+    """(named target -> page index it lands on, unresolved internal links, external URIs)."""
+    reader = PdfReader(io.BytesIO(pdf))
+    pages = {page.indirect_reference.idnum: i for i, page in enumerate(reader.pages)}
+    named = _named_destinations(reader)
+    landed: dict[str, int] = {}
+    unresolved: list[str] = []
+    external: list[str] = []
+    for number, page in enumerate(reader.pages, start=1):
+        for annotation in page.get("/Annots", []):
+            link = annotation.get_object()
+            if link.get("/Subtype") != "/Link":
+                continue
+            action = link.get("/A", DictionaryObject()).get_object()
+            if action.get("/S") == "/URI":
+                external.append(str(action["/URI"]))
+                continue
+            dest = link.get("/Dest", action.get("/D") if action.get("/S") == "/GoTo" else None)
+            if dest is None:
+                unresolved.append(f"page {number}: link without a destination")
+                continue
+            dest = dest.get_object()
+            if isinstance(dest, str):
+                at = _page_of(named[dest], pages) if dest in named else None
+                if at is None:
+                    unresolved.append(f"page {number}: #{dest}")
+                else:
+                    landed[dest] = at
+            elif _page_of(dest, pages) is None:
+                unresolved.append(f"page {number}: {dest}")
+    return landed, unresolved, external
+
+
+def _check(pdf: bytes, expected: set[str]) -> dict[str, int]:
+    landed, unresolved, external = _links(pdf)
+    assert not unresolved, f"internal links without a destination in the PDF: {unresolved}"
+    assert set(landed) == expected, "every in-page link of the HTML is a link of the PDF"
+    assert all(urlsplit(uri).scheme in ("http", "https") for uri in external), external
+    return landed
+
+
+def test_every_internal_link_resolves_in_the_joined_and_the_single_pdf(
+    report: ExitReport,
+    workers,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = set(re.findall(r'href="#([^"]+)"', render_html(report)))
+    assert {"contract-annex", "evidence-tables"} <= expected
+
+    workers(1)
+    with _weasyprint_errors() as errors:
+        joined = render_pdf(report)
+    assert not [r.getMessage() for r in errors]
+    landed = _check(joined, expected)
+
+    # The annexes laid out here instead of in the worker: their log is this process's, same bytes.
+    def no_worker() -> None:
+        raise OSError("no worker in this test")
+
+    with monkeypatch.context() as patch, _weasyprint_errors() as errors:
+        patch.setattr(pdf_module, "_worker", no_worker)
+        assert render_pdf(report) == joined
+    assert not [r.getMessage() for r in errors]
+
+    workers(0)
+    with _weasyprint_errors() as errors:
+        single = render_pdf(report)
+    assert not [r.getMessage() for r in errors]
+    assert _check(single, expected) == landed  # the joined links land on the same pages
+
+
+def test_links_cross_the_cut_both_ways_and_a_link_to_nothing_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    html = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><main>'
+        '<h1 id="top">Report</h1><p><a href="#far">to the annex</a> <a href="#hidden">to nothing</a></p>'
+        f"{ANNEX_MARKER}"
+        '<h2 id="far" style="break-before: page">Annex</h2><p><a href="#top">back</a></p>'
+        '<p id="hidden" style="display: none">never laid out</p>'
+        "</main></body></html>"
+    )
+    halves = split_annexes(html)
+    assert halves is not None
+    with _weasyprint_errors() as errors:
+        joined = join_pdfs(*map(layout_pdf, halves))
+    assert not [r.getMessage() for r in errors]
+    landed, unresolved, external = _links(joined)
+    assert landed == {"far": 1, "top": 0} and not unresolved and not external
+    assert "PDF link to #hidden dropped" in caplog.text
