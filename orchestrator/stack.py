@@ -22,12 +22,13 @@ from typing import IO, TYPE_CHECKING, cast
 import httpx
 
 from orchestrator.errors import RegSandboxError
+from orchestrator.package_data import data_dir
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-EXAMPLE_SPEC = Path(__file__).resolve().parents[1] / "examples" / "trials" / "diabetes-risk.yaml"
+EXAMPLE_SPEC = data_dir("examples") / "trials" / "diabetes-risk.yaml"
 
 
 @dataclass
