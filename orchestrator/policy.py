@@ -1,6 +1,7 @@
 """Load jurisdiction policy profiles and assess a trial's evidence against them.
 
-Profiles live as YAML in the repository's ``policies/`` folder: ``asean-core`` holds the
+Profiles live as YAML in the ``policies`` data package (the repository's top-level
+``policies/`` folder, shipped in the wheel): ``asean-core`` holds the
 harmonised core and each country profile ``extends`` it, adding criteria or tightening
 inherited ones through ``overrides`` (never loosening them: the point of a shared core is
 that every participating regulator can rely on it). Reference profiles (``kind: reference``:
@@ -22,6 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import PolicyError
+from orchestrator.package_data import data_dir
 from orchestrator.policy_models import (
     Criterion,
     CriterionOverride,
@@ -50,8 +52,8 @@ _BOUND_SUFFIXES = {"_ci_low": 0, "_ci_high": 1}
 
 
 def default_policies_dir() -> Path:
-    """The repository's ``policies/`` folder, found relative to this package."""
-    return Path(__file__).resolve().parents[1] / "policies"
+    """The folder of the ``policies`` data package: the shipped profiles."""
+    return data_dir("policies")
 
 
 def _location(loc: tuple[int | str, ...], raw: Any) -> str:

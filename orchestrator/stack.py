@@ -25,12 +25,13 @@ import httpx
 
 from orchestrator.backends.procfs import kill_all, proc_stat
 from orchestrator.errors import RegSandboxError
+from orchestrator.package_data import data_dir
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-EXAMPLE_SPEC = Path(__file__).resolve().parents[1] / "examples" / "trials" / "diabetes-risk.yaml"
+EXAMPLE_SPEC = data_dir("examples") / "trials" / "diabetes-risk.yaml"
 
 
 @dataclass

@@ -22,13 +22,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import TemplateError
+from orchestrator.package_data import data_dir
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
     from orchestrator.settings import Settings
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "sandbox_templates"
+TEMPLATES_DIR = data_dir("sandbox_templates")
 # Files of a template folder that end up in its image (and so in its content hash).
 _IMAGE_FILES = ("Dockerfile", "server.py", "template.yaml")
 
@@ -153,7 +154,12 @@ def ensure_image(template: Template, settings: Settings, client: DockerClient) -
     wheels = _wheelhouse(pins, settings.build_dir)
     context = settings.build_dir / f"context-{template.name}"
     shutil.rmtree(context, ignore_errors=True)
-    shutil.copytree(template.folder, context)
+    context.mkdir(parents=True)
+    # Exactly the hashed files, copied without their modes: an installed template folder also
+    # holds bytecode caches and may be read-only (a system or store install).
+    for name in _IMAGE_FILES:
+        if (template.folder / name).exists():
+            shutil.copyfile(template.folder / name, context / name)
     shutil.copytree(wheels, context / "wheels")
     try:
         image, _ = client.images.build(

@@ -1,4 +1,4 @@
-"""JSON Schema of the exit report, shipped as ``schemas/exit-report-v1.json``.
+"""JSON Schema of the exit report, shipped as ``schemas/exit-report-v1.json`` (a data package).
 
 Regulators and other tools validate reports against the shipped file without running any of
 this code, so the file is generated from :class:`ExitReport` and a test fails when the two
@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from orchestrator.package_data import data_dir
 from orchestrator.reports.model import SCHEMA_ID, ExitReport
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "exit-report-v1.json"
+SCHEMA_PATH = data_dir("schemas") / "exit-report-v1.json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 

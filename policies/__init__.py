@@ -1,0 +1,1 @@
+"""Jurisdiction policy profiles (YAML), a data package read by :mod:`orchestrator.policy`."""
