@@ -55,6 +55,19 @@ def _prepare_environment(quiet_prefect: bool = False) -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
+def _use_running_stack() -> None:
+    """With no servers named, a stack that ``regsandbox up`` serves from this home is used."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from orchestrator.settings import get_settings
+    from orchestrator.stack import running_stack
+
+    found = running_stack(get_settings())
+    if found is not None:
+        os.environ["PREFECT_API_URL"] = found["prefect_api_url"]
+        os.environ.setdefault("MLFLOW_TRACKING_URI", found["mlflow_tracking_uri"])
+
+
 def _log_to_file(path: Path) -> None:
     import logging
 
@@ -114,13 +127,18 @@ def trial_run(
     from orchestrator.settings import get_settings
 
     loaded = _load_checked(spec)
+    _use_running_stack()
     _prepare_environment(quiet_prefect=not verbose)
     from orchestrator.run import run_trial
 
     log_file = get_settings().home / "logs" / "trials.log"
     _log_to_file(log_file)
-    if not os.environ.get("PREFECT_API_URL"):
-        _err("starting a temporary Prefect server (set PREFECT_API_URL to use a running one)")
+    if os.environ.get("PREFECT_API_URL"):
+        _err(f"running on the Prefect server at {os.environ['PREFECT_API_URL']}")
+    else:
+        _err(
+            "starting a temporary Prefect server (run `regsandbox up`, or set PREFECT_API_URL, to reuse one)"
+        )
     with reporting(TerminalReporter()):
         outcome = run_trial(loaded, backend)
     if as_json:

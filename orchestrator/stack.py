@@ -10,6 +10,7 @@ servers after it (a runner whose server is gone would ignore the signal).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -197,6 +198,12 @@ def run_stack(
         os.environ["PREFECT_API_URL"] = f"{prefect.ui_url}/api"
         os.environ["MLFLOW_TRACKING_URI"] = mlflow.ui_url
         os.environ["REGSANDBOX_HOME"] = str(settings.home)
+        _stack_file(settings).write_text(
+            json.dumps(
+                {"prefect_api_url": os.environ["PREFECT_API_URL"], "mlflow_tracking_uri": mlflow.ui_url}
+            ),
+            encoding="utf-8",
+        )
         say(f"Prefect UI   {prefect.ui_url}   (deployments: sandbox-trial, reap-orphans)")
         say(f"MLflow UI    {mlflow.ui_url}")
         say(f"home         {settings.home}   (logs in {settings.home / 'logs'})")
@@ -208,4 +215,27 @@ def run_stack(
         # A second Ctrl-C must not cut the shutdown short and leave servers listening.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stack_file(settings).unlink(missing_ok=True)
         stop_all(stack)
+
+
+def _stack_file(settings: Settings) -> Path:
+    return settings.home / "stack.json"
+
+
+def running_stack(settings: Settings) -> dict[str, str] | None:
+    """The URLs of a stack ``regsandbox up`` serves from this home, if its servers answer.
+
+    A trial started from the command line then runs on that stack: it shows in the Prefect UI and
+    streams to the MLflow server instead of starting a temporary Prefect server of its own.
+    """
+    try:
+        found = json.loads(_stack_file(settings).read_text(encoding="utf-8"))
+        prefect, mlflow = found["prefect_api_url"], found["mlflow_tracking_uri"]
+        if httpx.get(f"{prefect}/health", timeout=2).status_code != 200:
+            return None
+        if httpx.get(f"{mlflow}/health", timeout=2).status_code != 200:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None
+    return {"prefect_api_url": prefect, "mlflow_tracking_uri": mlflow}

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.pdf_links import links
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -57,6 +60,17 @@ def test_trial_run_json_contract(tmp_path: Path, docker_client) -> None:  # type
     assert set(outcome["verdicts"]) == {"SG", "MY", "TH", "ID", "PH", "VN"}
     assert set(outcome["verdicts"].values()) <= {"pass", "conditional", "fail"}
     assert "workload" in run.stderr  # progress goes to stderr, the JSON alone to stdout's last line
+    # What a person reads: no error lines, no traceback, no progress line printed twice.
+    assert "ERROR" not in run.stderr and "Traceback" not in run.stderr, run.stderr[-3000:]
+    progress = [line for line in run.stderr.splitlines() if line.startswith("workload ")]
+    assert progress and len(progress) == len(set(progress)), progress
+    assert progress[-1].startswith("workload 100/100")
+
+    # Every internal link of the PDF lands on a page of it, and every in-page link of the HTML is one.
+    landed, unresolved, _ = links(Path(outcome["report"]["pdf"]).read_bytes())
+    assert not unresolved, unresolved
+    html = Path(outcome["report"]["html"]).read_text(encoding="utf-8")
+    assert set(landed) == set(re.findall(r'href="#([^"]+)"', html))
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
     mlrun = client.get_run(outcome["mlflow_run_id"])

@@ -106,6 +106,23 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
         assert len(client.get_metric_history(runs[0].info.run_id, "perf/auroc")) > 1
         artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "exit-report")}
         assert "exit-report/report.json" in artifacts
+
+        # A trial started from the command line with the same home runs on the running stack.
+        spec_path = tmp_path / "spec.yaml"
+        spec_path.write_text(yaml.safe_dump(spec))
+        cli = subprocess.run(
+            [str(Path(sys.executable).parent / "regsandbox"), "trial", "run", str(spec_path), "--json"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr[-3000:]
+        assert f"running on the Prefect server at http://127.0.0.1:{prefect_port}/api" in cli.stderr
+        assert "temporary Prefect server" not in cli.stderr
+        assert len(client.search_runs([experiment.experiment_id])) == 2
     finally:
         os.killpg(up.pid, signal.SIGINT)
         try:

@@ -96,3 +96,38 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     typed = _cli("trial", "validate", str(_write(tmp_path, lambda d: d.update(jurisdictions="SG"))))
     assert typed.returncode == 2
     assert "jurisdictions:" in typed.stderr
+
+
+def test_validate_checks_what_the_spec_names(tmp_path: Path) -> None:
+    """What trial run would refuse at admission, validate refuses first, naming each field."""
+
+    def mutate(data: dict) -> None:  # type: ignore[type-arg]
+        data["jurisdictions"] = ["SG", "XX"]
+        data["model"]["template"] = "no-such-template"
+        data["model"]["uri"] = "models:/"
+        data["data"] = {
+            "source": "approved",
+            "approved": {"path": "missing.csv", "sha256": "0" * 64, "approval_ref": "IRB-1"},
+        }
+
+    result = _cli("trial", "validate", str(_write(tmp_path, mutate)))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 4, lines
+    assert any("jurisdictions[1]:" in line and "XX" in line for line in lines)
+    assert any("model.template:" in line and "no-such-template" in line for line in lines)
+    assert any("model.uri:" in line and "not a model URI" in line for line in lines)
+    assert any("data.approved.path:" in line and "missing.csv" in line for line in lines)
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_validate_accepts_a_local_model_directory_and_refuses_a_folder_without_mlmodel(
+    tmp_path: Path,
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    spec = _write(tmp_path, lambda d: d["model"].update(uri=str(model)))
+    refused = _cli("trial", "validate", str(spec))
+    assert refused.returncode == 2 and "no MLmodel file" in refused.stderr
+    (model / "MLmodel").write_text("flavors: {python_function: {}}\n")
+    assert _cli("trial", "validate", str(spec)).returncode == 0
