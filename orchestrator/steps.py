@@ -196,7 +196,7 @@ def deploy(ctx: TrialContext) -> None:
 def run_workload(ctx: TrialContext) -> None:
     """Send the evaluation cases through the gateway while monitors stream to MLflow."""
     from monitors import default_monitors
-    from orchestrator.data.synthetic import generate
+    from orchestrator.data.reference import load_reference
     from orchestrator.workload import EvidenceCollector
     from orchestrator.workload import run_workload as send_all
 
@@ -205,12 +205,13 @@ def run_workload(ctx: TrialContext) -> None:
     spec = ctx.spec
     exclude = {spec.data.label, *FEATURE_EXCLUDE}
     columns = ctx.model.input_columns or [c for c in ctx.data.columns if c not in exclude]
-    ref = spec.data.reference
-    reference = generate(ref.generator, {"REF": 1.0}, ref.rows, ref.seed)
-    features = [c for c in columns if c in reference.columns]
-    ctx.monitors = default_monitors(
-        spec.data.sensitive_attributes, spec.workload.min_group_size, reference=reference, features=features
-    )
+    reference = load_reference(spec, ctx.workdir, columns)
+    ctx.event("drift_reference", **reference.summary())
+    features = reference.features
+    ctx.monitors = [
+        *default_monitors(spec.data.sensitive_attributes, spec.workload.min_group_size),
+        reference.drift_monitor(),
+    ]
     collector = EvidenceCollector(
         ctx.data,
         spec.data.label,
