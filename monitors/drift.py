@@ -7,6 +7,11 @@ numeric features, PSI over categories for categorical ones (see :mod:`monitors.d
 
 Values are cumulative over every case sent, scored or not: drift is a property of the
 population the model met, not of the answers it gave.
+
+Without a comparable reference (none declared, or one that shares no feature with the model's
+inputs) the monitor is built with ``reference=None`` and a reason: it then reports drift as not
+assessed (``drift/assessed`` 0, no PSI or KS values), so policy criteria on drift read as
+insufficient evidence rather than as a pass or a fail.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from monitors.base import EvalBatch, MetricPoint, Monitor, MonitorResult
 
 MAX_PSI = "drift/max_psi"
 MAX_KS = "drift/max_ks"
+ASSESSED = "drift/assessed"
 MISSING = "unknown"
 
 
@@ -134,13 +140,31 @@ class DriftMonitor(Monitor):
     ``features`` names the columns to compare; each must exist in ``reference`` and arrive in
     every batch's ``EvalBatch.features``. A feature is numeric when its reference column has a
     numeric (or boolean) dtype, categorical otherwise, unless listed in ``categorical``.
+    ``source`` says what the reference is (shown in the report). ``reference=None`` needs a
+    ``reason`` and gives a monitor that reports drift as not assessed.
     """
 
     name = "drift"
 
     def __init__(
-        self, reference: pd.DataFrame, features: list[str], categorical: list[str] | None = None
+        self,
+        reference: pd.DataFrame | None,
+        features: list[str],
+        categorical: list[str] | None = None,
+        *,
+        source: str | None = None,
+        reason: str | None = None,
     ) -> None:
+        self.source = source
+        self.reason = reason
+        self.assessed = reference is not None
+        self.features: list[str] = []
+        self._state: dict[str, _Numeric | _Categorical] = {}
+        self.reference_rows = 0
+        if reference is None:
+            if not reason:
+                raise ValueError("a drift monitor without a reference needs the reason drift is not assessed")
+            return
         missing = [f for f in features if f not in reference.columns]
         if missing:
             raise ValueError(f"reference population lacks feature(s) {missing}")
@@ -148,7 +172,6 @@ class DriftMonitor(Monitor):
             raise ValueError("DriftMonitor needs at least one feature")
         forced = set(categorical or [])
         self.features = list(features)
-        self._state: dict[str, _Numeric | _Categorical] = {}
         for f in self.features:
             column = reference[f]
             numeric = pd.api.types.is_numeric_dtype(column) and f not in forced
@@ -160,6 +183,8 @@ class DriftMonitor(Monitor):
         self.reference_rows = len(reference)
 
     def _absorb(self, batch: EvalBatch) -> None:
+        if not self.assessed:
+            return  # nothing to compare the trial's values with
         if batch.features is None:
             raise ValueError("batch carries no features; the drift monitor needs EvalBatch.features")
         absent = [f for f in self.features if f not in batch.features]
@@ -232,7 +257,19 @@ class DriftMonitor(Monitor):
             "ks": row["ks"],
         }
 
+    def _not_assessed(self) -> MonitorResult:
+        figure = {"features": [], "psi": [], "ks": [], "moderate": dist.PSI_MODERATE, "major": dist.PSI_MAJOR}
+        return MonitorResult(
+            monitor=self.name,
+            values={ASSESSED: 0.0, MAX_PSI: None, MAX_KS: None},
+            tables={"drift": []},
+            figures={"drift_psi": {**figure, "reference": self.source, "not_assessed": self.reason}},
+            notes=[f"drift not assessed: {self.reason}"],
+        )
+
     def result(self) -> MonitorResult:
+        if not self.assessed:
+            return self._not_assessed()
         rows = [self._row(f, state) for f, state in self._state.items()]
         figures = {f"drift/{r['feature']}": self._figure(self._state[r["feature"]], r) for r in rows}
         figures["drift_psi"] = {
@@ -241,15 +278,16 @@ class DriftMonitor(Monitor):
             "ks": [r["ks"] for r in rows],
             "moderate": dist.PSI_MODERATE,
             "major": dist.PSI_MAJOR,
+            "reference": self.source,
         }
-        notes = [
-            f"reference population: {self.reference_rows} rows; features compared: {', '.join(self.features)}"
-        ]
+        described = self.source or f"{self.reference_rows} rows"
+        notes = [f"reference population: {described}; features compared: {', '.join(self.features)}"]
         shifted = [r for r in rows if r["psi"] is not None and r["psi"] >= dist.PSI_MODERATE]
         for r in sorted(shifted, key=lambda r: -r["psi"]):
             notes.append(f"{r['feature']}: {r['status']} (PSI {r['psi']:.2f}); {dist.describe_shift(r)}")
         if any(r["trial_n"] == 0 for r in rows):
             notes.append("no trial values for: " + ", ".join(r["feature"] for r in rows if r["trial_n"] == 0))
+        values = {ASSESSED: 1.0, **self._values()}
         return MonitorResult(
-            monitor=self.name, values=self._values(), tables={"drift": rows}, figures=figures, notes=notes
+            monitor=self.name, values=values, tables={"drift": rows}, figures=figures, notes=notes
         )

@@ -71,6 +71,9 @@ def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
     approved = spec.data.approved
     if approved is not None and not approved.path.is_file():
         problems.append(f"data.approved.path: no file at {approved.path}")
+    reference = getattr(spec.data.reference, "path", None)
+    if reference is not None and not reference.is_file():
+        problems.append(f"data.reference.path: no file at {reference}")
     if problems or template is None:
         raise SpecError(source, problems)
     return Preflight(template=template, kind=template.kind, profiles=profiles)

@@ -7,17 +7,32 @@ the same model is the Prefect UI form, the JSON Schema and the reference documen
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from orchestrator.errors import SpecError
+from orchestrator.data.contract_suites import is_contract_file, load_contract
+from orchestrator.errors import DataError, SpecError
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 JurisdictionCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# A data contract is named like a built-in suite, or given as a YAML file in the suite format.
+SUITE_NAME = r"^[a-z0-9][a-z0-9-]*$"
+CLINICAL_SUITE = "clinical-tabular"
+GENERIC_SUITE = "generic-tabular"
 
 
 class _Spec(BaseModel):
@@ -71,6 +86,18 @@ class ReferenceData(_Spec):
     seed: int = Field(default=2024, ge=0, description="Seed of the reference sample.")
 
 
+def _reference_kind(value: Any) -> str:
+    # A dataset is recognised by its path; anything else is read as generator settings.
+    dataset = isinstance(value, ApprovedData) or (isinstance(value, dict) and "path" in value)
+    return "approved" if dataset else "generator"
+
+
+Reference = Annotated[
+    Annotated[ReferenceData, Tag("generator")] | Annotated[ApprovedData, Tag("approved")],
+    Discriminator(_reference_kind),
+]
+
+
 class DataSpec(_Spec):
     source: Literal["synthetic", "approved"] = Field(description="Where the trial's data comes from.")
     synthetic: SyntheticData | None = Field(
@@ -82,28 +109,76 @@ class DataSpec(_Spec):
         default_factory=lambda: ["sex", "age_band", "ethnicity", "country"],
         description="Columns by which subgroup performance is measured.",
     )
-    expectations: str = Field(
-        default="clinical-tabular", description="Data-contract suite the data must meet."
-    )
-    reference: ReferenceData = Field(
-        default_factory=ReferenceData,
+    id_column: str | None = Field(
+        default="case_id",
+        min_length=1,
         description=(
-            "Population the candidate was developed on; drift per feature (PSI, KS) is measured against it. "
-            "The default is the sample candidate's own training population."
+            "Column holding each case's unique identifier; the platform links every prediction to its "
+            "ground truth by it (carried as text in its own case_id column). null: the data has no "
+            "identifier and the cases are numbered in file order (row-1, row-2 ...)."
+        ),
+    )
+    expectations: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Data contract the data must meet: a built-in suite (clinical-tabular, generic-tabular) or "
+            "the path of a contract file in the same YAML format (.yaml or .yml, relative to the spec "
+            "file). Default: clinical-tabular for synthetic data, generic-tabular for approved data."
+        ),
+    )
+    reference: Reference | None = Field(
+        default=None,
+        description=(
+            "Population the candidate was developed on; drift (PSI, KS) is measured against it on the "
+            "model inputs both share. Generator settings {generator, rows, seed}, or an approved dataset "
+            "{path, sha256, approval_ref} checked like the trial data (path relative to the spec file). "
+            "Default: the reference-population generator for synthetic data, none for approved data. "
+            "Without a reference (or null) drift is reported as not assessed, never compared with an "
+            "unrelated population."
         ),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_by_source(cls, value: Any) -> Any:
+        # Not field defaults: the spec as recorded (MLflow params, report) then states the contract and
+        # reference that apply, and the JSON Schema claims no single default for both sources.
+        if not isinstance(value, dict):
+            return value
+        synthetic = value.get("source") == "synthetic"
+        filled = dict(value)
+        if filled.get("expectations") is None:
+            filled["expectations"] = CLINICAL_SUITE if synthetic else GENERIC_SUITE
+        if "reference" not in filled and synthetic:
+            filled["reference"] = {}
+        return filled
+
+    @field_validator("expectations")
+    @classmethod
+    def _suite_or_file(cls, value: str | None) -> str | None:
+        if value is None or is_contract_file(value) or re.fullmatch(SUITE_NAME, value):
+            return value
+        raise ValueError("name a built-in suite (e.g. generic-tabular) or a .yaml/.yml contract file")
+
     @model_validator(mode="after")
-    def _source_matches_section(self) -> DataSpec:
+    def _consistent(self) -> DataSpec:
         if self.source == "synthetic" and self.approved is not None:
             raise ValueError("source is synthetic but an 'approved' section is given")
         if self.source == "approved" and self.approved is None:
             raise ValueError("source is approved but the 'approved' section is missing")
+        if self.id_column is not None and self.id_column in {self.label, *self.sensitive_attributes}:
+            raise ValueError(f"id_column {self.id_column!r} is also the label or a sensitive attribute")
         return self
 
     @property
     def synthetic_or_default(self) -> SyntheticData:
         return self.synthetic or SyntheticData()
+
+    @property
+    def contract(self) -> str:
+        """The data contract that applies: a built-in suite name or a contract file path."""
+        return self.expectations or (CLINICAL_SUITE if self.source == "synthetic" else GENERIC_SUITE)
 
 
 class Resources(_Spec):
@@ -194,13 +269,30 @@ def load_spec(path: str | Path) -> TrialSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
         raise SpecError(str(path), [f"<yaml>: not valid YAML ({where})"]) from exc
-    spec = parse_spec(data, str(path))
-    approved = spec.data.approved
-    if approved is not None and not approved.path.is_absolute():
-        # A relative dataset path means "next to the spec", wherever the command runs from.
-        located = approved.model_copy(update={"path": (path.parent / approved.path).resolve()})
-        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"approved": located})})
+    spec = _next_to_spec(parse_spec(data, str(path)), path.parent)
+    try:
+        load_contract(spec.data.contract)
+    except DataError as exc:
+        # Refused here, so `trial validate` names an unknown suite or a broken contract file.
+        raise SpecError(str(path), [f"data.expectations: {exc}"]) from exc
     return spec
+
+
+def _next_to_spec(spec: TrialSpec, base: Path) -> TrialSpec:
+    """The spec with relative file paths (data, reference, contract) resolved next to the spec."""
+
+    def beside(path: Path) -> Path:
+        return (base / path.expanduser()).resolve()
+
+    data = spec.data
+    update: dict[str, Any] = {}
+    if data.approved is not None:
+        update["approved"] = data.approved.model_copy(update={"path": beside(data.approved.path)})
+    if isinstance(data.reference, ApprovedData):
+        update["reference"] = data.reference.model_copy(update={"path": beside(data.reference.path)})
+    if is_contract_file(data.contract):
+        update["expectations"] = str(beside(Path(data.contract)))
+    return spec.model_copy(update={"data": data.model_copy(update=update)}) if update else spec
 
 
 def spec_json_schema() -> str:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.backends.attestation import Attestation
 from orchestrator.backends.base import Endpoint, IsolationControl, Sandbox, TeardownResult
 from orchestrator.data.prepare import PreparedData
+from orchestrator.data.reference import Reference
 from orchestrator.model_artifacts import ModelArtifact
 from orchestrator.policy_models import PolicyProfile
 from orchestrator.records import JurisdictionAssessment, Verdict
@@ -62,6 +63,9 @@ class DataReady(_Record):
     prepared: PreparedData
     model: ModelArtifact | None = Field(
         default=None, description="None when the data stopped the trial before the model was fetched."
+    )
+    reference: Reference | None = Field(
+        default=None, description="The population drift is measured against, or why there is none."
     )
 
 

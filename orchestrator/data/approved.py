@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -108,31 +109,42 @@ def data_format(path: Path) -> DataFormat:
         raise DataError(f"approved data file {path} has an unsupported format; use one of {known}") from None
 
 
-def read_table(path: Path, fmt: DataFormat) -> pd.DataFrame:
-    """Read a CSV or Parquet file; DataError naming the file when it cannot be parsed."""
+def read_table(path: Path, fmt: DataFormat, text_columns: Sequence[str] = TEXT_COLUMNS) -> pd.DataFrame:
+    """Read a CSV or Parquet file; DataError naming the file when it cannot be parsed.
+
+    ``text_columns`` (identifiers) are read as text wherever they exist.
+    """
     import pyarrow as pa
 
     try:
         if fmt == "csv":
-            return pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, "str"))
+            return pd.read_csv(path, dtype=dict.fromkeys(text_columns, "str"))
         frame = pd.read_parquet(path)
     except (ValueError, OSError, pa.ArrowException) as exc:
         raise DataError(f"cannot parse approved data file {path} as {fmt}: {exc}") from exc
-    for column in TEXT_COLUMNS:
+    for column in text_columns:
         if column in frame.columns and pd.api.types.is_integer_dtype(frame[column]):
             frame[column] = frame[column].astype("str")
     return frame
 
 
 def intake_approved(
-    approved: ApprovedData, workdir: Path, base_dir: Path | None = None
+    approved: ApprovedData,
+    workdir: Path,
+    base_dir: Path | None = None,
+    folder: str = "approved",
+    text_columns: Sequence[str] = TEXT_COLUMNS,
 ) -> tuple[pd.DataFrame, ApprovedProvenance]:
-    """Verify, copy (read-only, under ``workdir/approved/``) and read an approved dataset."""
+    """Verify, copy (read-only, under ``workdir/<folder>/``) and read an approved dataset.
+
+    ``folder`` keeps datasets of one trial apart (the trial data, its reference population);
+    ``text_columns`` are read as text (the case id column).
+    """
     source = resolve_approved_path(approved.path, base_dir)
-    copy = workdir / "approved" / source.name
+    copy = workdir / folder / source.name
     size = copy_verified(source, copy, approved.sha256)
     fmt = data_format(source)
-    frame = read_table(copy, fmt)
+    frame = read_table(copy, fmt, text_columns)
     provenance = ApprovedProvenance(
         spec_path=str(approved.path),
         source_path=str(source),

@@ -1,21 +1,19 @@
-"""Data-contract suites: their files, their schema, and how one is fitted to a trial's frame.
+"""Data contracts as files: their schema, the built-in suites, and a sponsor's own contract file.
 
-A suite lives in ``orchestrator/data/suites/<name>.yaml`` and says what a kind of data must look
-like; a clinician can read and amend it without touching code. :func:`plan_checks` turns a suite,
-the trial's label and sensitive attributes, and the columns actually present into the concrete
-list of checks that :mod:`orchestrator.data.contracts` hands to Great Expectations. Nothing here
-imports Great Expectations, so loading and planning stay cheap.
+A contract says what a kind of data must look like; a clinician can read and amend it without
+touching code. The built-in suites live in ``orchestrator/data/suites/<name>.yaml``; a sponsor
+may bring a file of its own in the same format (spec ``data.expectations: my-contract.yaml``).
+:mod:`orchestrator.data.contract_plan` fits a contract to a trial's frame, and
+:mod:`orchestrator.data.contracts` runs it with Great Expectations. Nothing here imports pandas
+or Great Expectations, so the spec loader can check a contract file cheaply.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -23,9 +21,9 @@ from orchestrator.errors import DataError
 
 SUITES_DIR = Path(__file__).with_name("suites")
 LABEL = "{label}"
-# A sensitive attribute with more groups than this is not categorical (an age in years, an id);
-# counting rows per value would produce a check per value and say nothing useful.
-MAX_GROUPS = 50
+CASE_ID = "{case_id}"
+COLUMN = "{column}"
+FILE_SUFFIXES = (".yaml", ".yml")
 
 Severity = Literal["blocking", "advisory"]
 
@@ -41,10 +39,27 @@ class ExpectationRule(_Frozen):
         pattern=r"^expect_[a-z0-9_]+$",
         description="GX Core expectation, e.g. expect_column_values_to_be_between.",
     )
-    column: str | None = Field(default=None, description="Column it applies to; '{label}' for the label.")
+    column: str | None = Field(
+        default=None,
+        description="Column it applies to; '{label}' for the label, '{case_id}' for the case id column.",
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments passed to the expectation.")
     severity: Severity = Field(description="blocking stops the trial; advisory is reported only.")
     description: str = Field(min_length=3, description="The rule in a clinician's words, shown in reports.")
+
+
+class FeatureRule(_Frozen):
+    """An expectation applied to every feature column (see :attr:`SuiteDefinition.each_feature`)."""
+
+    type: str = Field(
+        pattern=r"^expect_column_[a-z0-9_]+$",
+        description="GX Core column expectation, e.g. expect_column_unique_value_count_to_be_between.",
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments passed to the expectation.")
+    severity: Severity = Field(description="blocking stops the trial; advisory is reported only.")
+    description: str = Field(
+        min_length=3, description="The rule in words; '{column}' stands for the column's name."
+    )
 
 
 class SubgroupRule(_Frozen):
@@ -60,7 +75,9 @@ class SubgroupRule(_Frozen):
 class SuiteDefinition(_Frozen):
     """A data contract for one kind of data."""
 
-    schema_id: str = Field(alias="schema", pattern=r"^regsandbox/data-contract/v1$")
+    schema_id: str = Field(
+        alias="schema", pattern=r"^regsandbox/data-contract/v1$", description="Format of the contract file."
+    )
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Suite name, as named in trial specs.")
     description: str = Field(min_length=3, description="What kind of data the suite is for.")
     required_columns: list[str] = Field(description="Columns that must exist and hold no nulls.")
@@ -69,6 +86,13 @@ class SuiteDefinition(_Frozen):
     )
     subgroups: SubgroupRule = Field(description="Minimum rows per group of each sensitive attribute.")
     expectations: list[ExpectationRule] = Field(description="The suite's expectations, in report order.")
+    each_feature: list[FeatureRule] = Field(
+        default_factory=list,
+        description=(
+            "Expectations applied to every feature column: each column that is neither the label, "
+            "the case id nor a sensitive attribute (whatever the data calls them)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _columns_declared(self) -> SuiteDefinition:
@@ -86,125 +110,54 @@ def known_suites() -> tuple[str, ...]:
     return tuple(sorted(path.stem for path in SUITES_DIR.glob("*.yaml")))
 
 
+def is_contract_file(reference: str) -> bool:
+    """Whether ``reference`` is the path of a contract file rather than a built-in suite's name."""
+    return reference.lower().endswith(FILE_SUFFIXES)
+
+
+def _read(path: Path, what: str) -> SuiteDefinition:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise DataError(f"{what} {path} is not valid YAML{where}") from exc
+    if not isinstance(raw, dict):
+        raise DataError(f"{what} {path}: a contract must be a mapping of fields (schema, name, ...)")
+    try:
+        return SuiteDefinition.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: "
+            + ("unknown field" if error["type"] == "extra_forbidden" else error["msg"])
+            for error in exc.errors()
+        )
+        raise DataError(f"{what} {path}: {problems}") from exc
+
+
 @functools.cache
 def load_suite(name: str) -> SuiteDefinition:
-    """The named suite; DataError naming the known suites when there is no such suite."""
+    """The named built-in suite; DataError naming the known suites when there is no such suite."""
     path = SUITES_DIR / f"{name}.yaml"
     if name not in known_suites():
         raise DataError(f"unknown data-contract suite {name!r}; known suites: {', '.join(known_suites())}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        suite = SuiteDefinition.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(f"cannot read data-contract suite {path}: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise DataError(f"{path}: {problems}") from exc
+    suite = _read(path, "data-contract suite")
     if suite.name != name:
         raise DataError(f"{path}: file declares suite {suite.name!r}, expected {name!r}")
     return suite
 
 
-@dataclass(frozen=True)
-class Check:
-    """One concrete expectation to evaluate on one frame."""
+def load_contract_file(path: Path) -> SuiteDefinition:
+    """A sponsor's contract file; DataError naming the file and every problem in it.
 
-    key: str
-    type: str
-    severity: Severity
-    description: str
-    column: str | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    group: str | None = None  # for subgroup-size checks: the group whose rows are counted
-    group_value: Any = None
+    Read afresh on every call (never cached): the file is the sponsor's and may be corrected
+    between two trials of the same process.
+    """
+    return _read(path, "data-contract file")
 
 
-@dataclass(frozen=True)
-class Plan:
-    checks: list[Check]
-    not_evaluated: list[str]
-
-
-def _resolve(column: str, label: str) -> str:
-    return label if column == LABEL else column
-
-
-def _native(value: Any) -> Any:
-    # Row conditions are serialised into the GX result; numpy scalars are not JSON.
-    return value.item() if hasattr(value, "item") else value
-
-
-def plan_checks(
-    suite: SuiteDefinition,
-    frame: pd.DataFrame,
-    label: str,
-    sensitive_attributes: Sequence[str],
-    min_group_rows: int | None = None,
-) -> Plan:
-    """Fit ``suite`` to ``frame``: which checks run, and which cannot (and why)."""
-    present = set(frame.columns)
-    attributes = list(dict.fromkeys(sensitive_attributes))
-    required = list(dict.fromkeys([*(_resolve(c, label) for c in suite.required_columns), *attributes]))
-    optional = [c for c in (_resolve(c, label) for c in suite.optional_columns) if c not in required]
-    checks: list[Check] = []
-    not_evaluated: list[str] = []
-
-    for column in required:
-        checks.append(
-            Check(
-                f"present:{column}", "expect_column_to_exist", "blocking", f"required column {column}", column
-            )
-        )
-    for column in required + optional:
-        if column not in present:
-            continue
-        severity: Severity = "blocking" if column in required else "advisory"
-        checks.append(
-            Check(
-                f"not-null:{column}",
-                "expect_column_values_to_not_be_null",
-                severity,
-                f"{column} has no nulls",
-                column,
-            )
-        )
-    for index, rule in enumerate(suite.expectations):
-        target = _resolve(rule.column, label) if rule.column is not None else None
-        if target is not None and target not in present:
-            reason = "required column" if target in required else "optional column"
-            not_evaluated.append(f"{rule.description}: not evaluated, {reason} {target} is absent")
-            continue
-        checks.append(
-            Check(f"rule:{index}", rule.type, rule.severity, rule.description, target, dict(rule.kwargs))
-        )
-
-    minimum = min_group_rows if min_group_rows is not None else suite.subgroups.min_rows
-    for attribute in attributes:
-        if attribute not in present:
-            not_evaluated.append(
-                f"rows per {attribute} group: not evaluated, required column {attribute} is absent"
-            )
-            continue
-        values = frame[attribute].dropna().unique().tolist()
-        if len(values) > MAX_GROUPS:
-            not_evaluated.append(
-                f"rows per {attribute} group: not evaluated, {len(values)} distinct values (more than "
-                f"{MAX_GROUPS}) is not a categorical attribute"
-            )
-            continue
-        for value in sorted(values, key=str):
-            checks.append(
-                Check(
-                    key=f"subgroup:{attribute}={value}",
-                    type="expect_table_row_count_to_be_between",
-                    severity=suite.subgroups.severity,
-                    description=f"at least {minimum} rows with {attribute} = {value}",
-                    column=attribute,
-                    kwargs={"min_value": minimum},
-                    group=str(value),
-                    group_value=_native(value),
-                )
-            )
-    return Plan(checks, not_evaluated)
+def load_contract(reference: str) -> SuiteDefinition:
+    """The contract a spec names in ``data.expectations``: a built-in suite or a contract file."""
+    return load_contract_file(Path(reference)) if is_contract_file(reference) else load_suite(reference)

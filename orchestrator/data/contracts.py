@@ -1,6 +1,7 @@
 """Data contracts: Great Expectations (GX Core 1.x) suites that gate a trial on its data.
 
-:func:`validate` runs a suite (:mod:`orchestrator.data.contract_suites`) on a frame and returns
+:func:`validate` runs a contract (a built-in suite or a sponsor's contract file, see
+:mod:`orchestrator.data.contract_suites`) on a frame and returns
 a :class:`ContractResult`: whether the trial may go on (no *blocking* failure), one line per
 failure with its counts, and GX's own result as JSON for the trial's MLflow run. Every check,
 the per-subgroup row counts included, is a GX expectation evaluated by GX on the frame itself:
@@ -11,12 +12,15 @@ that group. Great Expectations is imported inside the function that runs it (2-3
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.data.contract_suites import Check, Severity, load_suite, plan_checks
+from orchestrator.data.approved import file_sha256
+from orchestrator.data.contract_plan import Check, plan_checks
+from orchestrator.data.contract_suites import Severity, is_contract_file, load_contract
 from orchestrator.errors import DataError
 
 GX_SEVERITY: dict[Severity, str] = {"blocking": "critical", "advisory": "warning"}
@@ -57,6 +61,9 @@ class ContractResult(_Frozen):
     """Outcome of a data contract on one frame."""
 
     suite: str = Field(description="Suite applied, e.g. clinical-tabular.")
+    source: str | None = Field(
+        default=None, description="For a contract file: its path and SHA-256; None for a built-in suite."
+    )
     success: bool = Field(description="No blocking expectation failed: the trial may go on.")
     evaluated: int = Field(ge=0, description="Expectations GX evaluated.")
     blocking_failures: list[ContractFailure] = Field(description="Failures that stop the trial.")
@@ -83,6 +90,7 @@ class ContractResult(_Frozen):
         """Fields of the exit report's ``DataValidation`` (whose ``success`` means every expectation held)."""
         return {
             "suite": self.suite,
+            "source": self.source,
             "success": self.all_passed,
             "evaluated": self.evaluated,
             "failures": self.failure_lines(),
@@ -95,19 +103,23 @@ class ContractResult(_Frozen):
 
 def validate(
     frame: pd.DataFrame,
-    suite_name: str,
+    contract: str,
     sensitive_attributes: Sequence[str],
     label: str,
     min_group_rows: int | None = None,
+    id_column: str | None = "case_id",
 ) -> ContractResult:
-    """Run suite ``suite_name`` on ``frame``; failures are returned, never raised.
+    """Run ``contract`` (a built-in suite's name or a contract file's path) on ``frame``.
 
-    ``min_group_rows`` overrides the suite's minimum rows per sensitive-attribute group (a trial
-    passes its ``workload.min_group_size``, so the contract and the monitors agree). DataError
-    only when the suite is unknown or malformed, or GX itself cannot run.
+    Failures are returned, never raised. ``min_group_rows`` overrides the suite's minimum rows
+    per sensitive-attribute group (a trial passes its ``workload.min_group_size``, so the
+    contract and the monitors agree); ``id_column`` is the data's case id column (None when the
+    platform numbers the cases). DataError only when the suite is unknown, the contract file
+    unreadable or malformed, or GX itself cannot run.
     """
-    suite = load_suite(suite_name)
-    plan = plan_checks(suite, frame, label, sensitive_attributes, min_group_rows)
+    suite = load_contract(contract)
+    source = f"{contract} (sha256 {file_sha256(Path(contract))})" if is_contract_file(contract) else None
+    plan = plan_checks(suite, frame, label, sensitive_attributes, min_group_rows, id_column)
     raw = _run(suite.name, plan.checks, frame)
 
     items = {
@@ -135,6 +147,7 @@ def validate(
     blocking = [failure for failure in failures if failure.severity == "blocking"]
     return ContractResult(
         suite=suite.name,
+        source=source,
         success=not blocking,
         evaluated=int(raw.get("statistics", {}).get("evaluated_expectations", 0)),
         blocking_failures=blocking,

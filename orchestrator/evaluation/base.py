@@ -13,13 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from monitors.base import MetricPoint, Monitor
-    from orchestrator.model_artifacts import ModelArtifact
     from orchestrator.records import TrafficRecord
     from orchestrator.reports.sections import FailureCase
     from orchestrator.spec import TrialSpec
+    from orchestrator.trial_records import DataReady
     from orchestrator.workload import Channel
 
 # Families every kind is judged on: how the service behaved, whatever it serves.
@@ -64,11 +62,6 @@ class EvaluationKind(abc.ABC):
 
     @abc.abstractmethod
     def start(
-        self,
-        spec: TrialSpec,
-        data: pd.DataFrame,
-        model: ModelArtifact,
-        reference: pd.DataFrame | None,
-        emit: Callable[[list[MetricPoint]], None],
+        self, spec: TrialSpec, data: DataReady, emit: Callable[[list[MetricPoint]], None]
     ) -> Evaluation:
-        """Set up the monitors for one trial; nothing is sent until ``run``."""
+        """Set up the monitors for one trial's data and model; nothing is sent until ``run``."""

@@ -18,15 +18,15 @@ import pandas as pd
 
 from monitors import default_monitors
 from monitors.base import EvalBatch, MetricPoint
+from orchestrator.data.prepare import CASE_ID
+from orchestrator.data.reference import Reference
 from orchestrator.evaluation.base import Evaluation, EvaluationKind
 from orchestrator.gateway import CASE_HEADER
-from orchestrator.model_artifacts import ModelArtifact
 from orchestrator.records import TrafficRecord
 from orchestrator.reports.sections import FailureCase
 from orchestrator.spec import TrialSpec
+from orchestrator.trial_records import DataReady
 from orchestrator.workload import Channel, Request, send_all
-
-CASE_ID = "case_id"
 
 
 def scores_from(response: Any, expected: int) -> np.ndarray:
@@ -63,23 +63,20 @@ class TabularEvaluation(Evaluation):
         spec: TrialSpec,
         data: pd.DataFrame,
         columns: list[str],
-        features: list[str],
-        reference: pd.DataFrame | None,
+        reference: Reference | None,
         emit: Callable[[list[MetricPoint]], None],
     ) -> None:
         self._spec = spec
         self._data = data
         self._truth = data.set_index(CASE_ID, drop=False)
         self._columns = columns
-        self._features = features if reference is not None else []
+        self._features = reference.features if reference is not None and reference.assessed else []
         self._emit = emit
         self._scores: dict[str, float] = {}
-        self.monitors = default_monitors(
-            spec.data.sensitive_attributes,
-            spec.workload.min_group_size,
-            reference=reference,
-            features=self._features or None,
-        )
+        self.monitors = default_monitors(spec.data.sensitive_attributes, spec.workload.min_group_size)
+        if reference is not None:
+            # Without a comparable reference the drift monitor says "not assessed", and why.
+            self.monitors.append(reference.drift_monitor())
 
     def requests(self) -> list[Request]:
         size = self._spec.workload.batch_size
@@ -149,15 +146,10 @@ class TabularKind(EvaluationKind):
     families: ClassVar[tuple[str, ...]] = ("perf/", "calibration/", "fairness/", "drift/")
 
     def start(
-        self,
-        spec: TrialSpec,
-        data: pd.DataFrame,
-        model: ModelArtifact,
-        reference: pd.DataFrame | None,
-        emit: Callable[[list[MetricPoint]], None],
+        self, spec: TrialSpec, data: DataReady, emit: Callable[[list[MetricPoint]], None]
     ) -> TabularEvaluation:
-        exclude = {spec.data.label, CASE_ID}
-        columns = model.input_columns or [c for c in data.columns if c not in exclude]
-        # Drift compares only what the model reads and the reference also has.
-        features = [c for c in columns if reference is not None and c in reference.columns]
-        return TabularEvaluation(spec, data, columns, features, reference if features else None, emit)
+        frame, model = data.prepared.frame, data.model
+        if model is None:
+            raise RuntimeError("step order broken: no model fetched before the workload")
+        columns = model.input_columns or [c for c in frame.columns if c not in {spec.data.label, CASE_ID}]
+        return TabularEvaluation(spec, frame, columns, data.reference, emit)

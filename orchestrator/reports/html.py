@@ -58,6 +58,8 @@ class DriftView:
     columns: list[str]
     rows: list[dict[str, Any]]
     svg: Markup | None
+    reference: str | None = None  # what the trial was compared with, as the monitor named it
+    not_assessed: str | None = None  # why drift was not assessed
 
 
 def _safe(draw: Callable[..., Markup | None], *args: Any) -> Markup | None:
@@ -123,6 +125,9 @@ def _drift(report: ExitReport) -> DriftView | None:
     figure = _figure(report, "drift") or _figure(report, "drift_psi")
     if not figure or not isinstance(figure.get("features"), list):
         return None
+    reference = str(figure["reference"]) if figure.get("reference") else None
+    if figure.get("not_assessed"):
+        return DriftView([], [], None, reference, str(figure["not_assessed"]))
     limits = _thresholds(report, lambda m: "psi" in m, ("<=", "<"))
     major, moderate = figure.get("major"), figure.get("moderate")
     fail = min(limits) if limits else float(major) if figures.finite(major) else figures.PSI_FAIL
@@ -137,7 +142,7 @@ def _drift(report: ExitReport) -> DriftView | None:
             for i, f in enumerate(features)
         ]
         columns = ["feature", "psi", "ks"]
-    return DriftView(columns, table, _safe(figures.drift_svg, figure, warn, fail))
+    return DriftView(columns, table, _safe(figures.drift_svg, figure, warn, fail), reference)
 
 
 def _contract_by_column(report: ExitReport) -> list[tuple[str, list[str], int]]:

@@ -83,6 +83,11 @@ class DataValidation(Section):
     """Outcome of the data-quality suite run on the trial data."""
 
     suite: str = Field(description="Expectation suite applied, e.g. clinical-tabular.")
+    source: str | None = Field(
+        default=None,
+        exclude_if=unset,
+        description="The contract file (path and sha256) the suite was read from; unset when built in.",
+    )
     success: bool = Field(description="Whether every expectation held.")
     evaluated: int = Field(ge=0, description="Number of expectations evaluated.")
     failures: list[str] = Field(default_factory=list, description="One line per failed expectation.")

@@ -12,7 +12,8 @@ from orchestrator.trial_records import Admission, DataReady, with_record
 def prepare_data(trial: Trial) -> DataReady:
     from mlflow.entities import Metric
 
-    from orchestrator.data.prepare import prepare_trial_data
+    from orchestrator.data.prepare import CASE_ID, prepare_trial_data
+    from orchestrator.data.reference import load_reference
     from orchestrator.model_artifacts import fetch_model
 
     admission: Admission = trial.records.need("admission")
@@ -43,6 +44,10 @@ def prepare_data(trial: Trial) -> DataReady:
         refusal = DataError(f"trial {trial.trial_id}: {prepared.blocking_summary()}")
         raise with_record(refusal, DataReady(prepared=prepared))
     model = fetch_model(trial.spec.model.uri, trial.workdir / "model", trial.settings)
+    # The reference is data too: an altered reference file stops the trial here, before any sandbox.
+    inputs = model.input_columns or [c for c in prepared.columns if c not in {prepared.label, CASE_ID}]
+    reference = load_reference(trial.spec, trial.workdir, inputs)
+    trial.event("drift_reference", **reference.summary())
     trial.enter(
         "data_ready",
         source=prepared.source,
@@ -51,4 +56,4 @@ def prepare_data(trial: Trial) -> DataReady:
         model=model.resolved,
         model_sha256=model.digest,
     )
-    return DataReady(prepared=prepared, model=model)
+    return DataReady(prepared=prepared, model=model, reference=reference)

@@ -11,7 +11,6 @@ from orchestrator.trial_records import Admission, Assessment, DataReady, Deploym
 
 def run_workload(trial: Trial) -> Workload:
     """Send the evaluation cases through the gateway while the monitors stream to MLflow."""
-    from orchestrator.data.synthetic import generate
     from orchestrator.evaluation import get_kind
     from orchestrator.workload import Channel
 
@@ -19,12 +18,8 @@ def run_workload(trial: Trial) -> Workload:
     data: DataReady = trial.records.need("data")
     deployment: Deployment = trial.records.need("deployment")
     live, spec = trial.live, trial.spec
-    assert live.streamer and live.sink and live.evaluation_token and data.model  # noqa: S101
-    ref = spec.data.reference
-    reference = generate(ref.generator, {"REF": 1.0}, ref.rows, ref.seed)
-    evaluation = get_kind(admission.kind).start(
-        spec, data.prepared.frame, data.model, reference, live.streamer.put
-    )
+    assert live.streamer and live.sink and live.evaluation_token  # noqa: S101
+    evaluation = get_kind(admission.kind).start(spec, data, live.streamer.put)
     live.evaluation = evaluation
     trial.enter("observing", cases=data.prepared.rows, batch_size=spec.workload.batch_size)
     deadline = trial.started_at.timestamp() + spec.resources.timeout_s

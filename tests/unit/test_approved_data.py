@@ -157,7 +157,7 @@ def test_prepare_approved_data(tmp_path: Path, cohort: pd.DataFrame) -> None:
     assert mode(prepared.path) == 0o444
     assert prepared.rows == len(cohort) == len(prepared.frame)
     assert not prepared.blocking and prepared.blocking_summary() == ""
-    assert prepared.contract.suite == "clinical-tabular"
+    assert prepared.contract.suite == "generic-tabular"  # approved data without a contract of its own
     assert prepared.target_basis.endswith("jurisdictions, equally weighted")
     countries = {
         row.group: row.target_share for row in prepared.representativeness if row.attribute == "country"
@@ -176,7 +176,7 @@ def test_prepare_approved_data(tmp_path: Path, cohort: pd.DataFrame) -> None:
         "parquet",
     )
     assert (provenance.rows, provenance.approval_ref) == (len(cohort), REF)
-    assert DataValidation(**prepared.report_validation()).suite == "clinical-tabular"
+    assert DataValidation(**prepared.report_validation()).suite == "generic-tabular"
     rows = [RepresentativenessRow(**row) for row in prepared.report_representativeness()]
     assert {row.attribute for row in rows} == {"country", "sex", "age_band", "ethnicity"}
 
@@ -185,7 +185,8 @@ def test_prepare_returns_blocking_failures_instead_of_raising(tmp_path: Path, co
     broken = cohort.copy()
     broken.loc[0, "age"] = 7
     source = write(broken, tmp_path / "cohort.csv")
-    prepared = prepare_trial_data(spec_for(source, sha256(source)), tmp_path / "work")
+    spec = spec_for(source, sha256(source), expectations="clinical-tabular")
+    prepared = prepare_trial_data(spec, tmp_path / "work")
     assert prepared.blocking
     assert prepared.blocking_summary().startswith("data contract clinical-tabular failed: age 18-110 years")
     assert prepared.path.exists()  # the data as used is kept as evidence of the failure
