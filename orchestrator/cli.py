@@ -53,6 +53,7 @@ def _prepare_environment(quiet_prefect: bool = False) -> None:
         # The terminal shows the trial's own progress; Prefect's console lines (and the
         # tracebacks it prints for a refused trial) go to the log file instead.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its store set-up chatter
 
 
 def _use_running_stack() -> None:
@@ -76,6 +77,10 @@ def _log_to_file(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s | %(message)s"))
     for name in ("prefect", "regsandbox"):
         logging.getLogger(name).addHandler(handler)
+    # Tracebacks of refused trials are logged at debug level, for this file only.
+    regsandbox = logging.getLogger("regsandbox")
+    regsandbox.setLevel(logging.DEBUG)
+    regsandbox.propagate = False
 
 
 def _load_checked(spec: Path) -> TrialSpec:

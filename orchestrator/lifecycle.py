@@ -9,6 +9,7 @@ each step as a Prefect task (``wrap``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from orchestrator.trial import Trial
 from orchestrator.trial_records import StepError, TrialOutcome, TrialStatus, status_of
 
 StepFn = Callable[[Trial], Any]
+logger = logging.getLogger("regsandbox.lifecycle")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def _failed(trial: Trial, step: Step, exc: BaseException, cancelled: bool) -> No
     trial.records = trial.records.model_copy(update={"error": error, "cancelled": cancelled})
     trial.event("cancelled" if cancelled else "error", **error.model_dump())
     trial.log(f"{'cancelled' if cancelled else 'failed'} at {step.name}: {error.type}: {error.message}")
+    # The traceback is for the log file (and whoever debugs); the terminal shows the line above.
+    logger.debug("trial %s: %s at %s", trial.trial_id, error.type, step.name, exc_info=exc)
 
 
 def run_steps(trial: Trial, wrap: Callable[[Step], StepFn] = _identity) -> TrialOutcome:

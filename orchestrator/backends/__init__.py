@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from orchestrator.backends.attestation import Attestation, ProbeResult
 from orchestrator.backends.base import (
@@ -31,6 +31,7 @@ __all__ = [
     "Sandbox",
     "SandboxBackend",
     "TeardownResult",
+    "answering",
     "available_backends",
     "SWEPT_BACKENDS",
     "reap_all",
@@ -98,23 +99,32 @@ def get_backend(name: str | None = None, settings: Settings | None = None) -> Sa
 SWEPT_BACKENDS = ("docker", "process")
 
 
+def answering(
+    names: tuple[str, ...] = SWEPT_BACKENDS, settings: Settings | None = None
+) -> Iterator[SandboxBackend]:
+    """Each named backend whose engine answers; one without an engine is skipped (and logged)."""
+    for name in names:
+        try:
+            backend = _load(name, settings or get_settings())
+            backend.ping()
+        except BackendError as exc:
+            logger.info("backend %s skipped: %s", name, exc)
+            continue
+        yield backend
+
+
 def reap_all(
     names: tuple[str, ...] = SWEPT_BACKENDS,
     older_than_s: float = 0.0,
     everything: bool = False,
     settings: Settings | None = None,
 ) -> list[TeardownResult]:
-    """Sweep every named backend that answers; a backend without an engine is skipped."""
-    results: list[TeardownResult] = []
-    for name in names:
-        try:
-            backend = _load(name, settings or get_settings())
-            backend.ping()
-        except BackendError as exc:
-            logger.info("backend %s not swept: %s", name, exc)
-            continue
-        results += backend.reap(older_than_s=older_than_s, everything=everything)
-    return results
+    """Sweep every named backend that answers."""
+    return [
+        result
+        for backend in answering(names, settings)
+        for result in backend.reap(older_than_s=older_than_s, everything=everything)
+    ]
 
 
 def teardown_everywhere(
@@ -122,13 +132,4 @@ def teardown_everywhere(
 ) -> list[TeardownResult]:
     """Tear one trial down on every backend that answers: a hook that runs after a crash does
     not know which backend the trial used, and teardown of nothing is cheap and verified."""
-    results: list[TeardownResult] = []
-    for name in names:
-        try:
-            backend = _load(name, settings or get_settings())
-            backend.ping()
-        except BackendError as exc:
-            logger.info("backend %s not asked about %s: %s", name, trial_id, exc)
-            continue
-        results.append(backend.teardown(trial_id))
-    return results
+    return [backend.teardown(trial_id) for backend in answering(names, settings)]

@@ -17,25 +17,8 @@ import orchestrator.reports.pdf as pdf_module
 from orchestrator.reports import ExitReport, render_html
 from orchestrator.reports.formatting import css_string
 from orchestrator.reports.pdf import ANNEX_MARKER, layout_pdf, render_pdf, split_annexes
-from orchestrator.reports.sample import sample_report
-from orchestrator.settings import get_settings
 
 FOOTER = re.compile(r"(Annexes · )?(\d+) / (\d+)$")
-
-
-@pytest.fixture(scope="module")
-def report() -> ExitReport:
-    return sample_report()
-
-
-@pytest.fixture()
-def workers(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    def use(count: int) -> None:
-        monkeypatch.setenv("REGSANDBOX_PDF_WORKERS", str(count))
-        get_settings.cache_clear()
-
-    yield use
-    get_settings.cache_clear()
 
 
 def _footers(pdf: bytes) -> list[tuple[str, int, int]]:
