@@ -68,6 +68,7 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
     prefect_port, mlflow_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "REGSANDBOX_"))}
     env["REGSANDBOX_HOME"] = str(tmp_path / "home")
+    output = tmp_path / "up.log"  # shown when the test fails: what the stack itself said
     up = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "regsandbox"),
@@ -79,7 +80,7 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
         ],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=output.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -89,11 +90,17 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
         spec = yaml.safe_load((ROOT / "examples" / "trials" / "diabetes-risk.yaml").read_text())
         spec["model"]["uri"] = str(candidate_model(tmp_path / "model"))
         spec["data"]["synthetic"]["rows"] = 400
-        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
-        try:
-            run_id, state = asyncio.run(_run_from_deployment(os.environ["PREFECT_API_URL"], spec))
-        finally:
-            del os.environ["PREFECT_API_URL"]
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        api = f"http://127.0.0.1:{prefect_port}/api"
+        # A settings context, not the environment: it also overrides a test harness started earlier
+        # in the same session, which would otherwise answer in the stack's place.
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            try:
+                run_id, state = asyncio.run(_run_from_deployment(api, spec))
+            except Exception as exc:
+                said = output.read_text()[-4000:]
+                raise AssertionError(f"{exc}\n--- regsandbox up said:\n{said}") from exc
         assert state == "COMPLETED"
 
         from mlflow import MlflowClient
