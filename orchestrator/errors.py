@@ -70,3 +70,19 @@ class InjectedFaultError(TrialFailedError):
 
 class TrialCancelledError(RegSandboxError):
     """The trial was cancelled (from the Prefect UI or API, the portal, or Ctrl-C)."""
+
+
+class AuthenticationError(RegSandboxError, PermissionError):
+    """No valid credentials: a wrong password, an unknown or revoked token, an expired session."""
+
+
+class AccessDeniedError(RegSandboxError, PermissionError):
+    """The caller is known but may not do this (another sponsor's trial, the wrong role)."""
+
+
+class NotFoundError(RegSandboxError, LookupError):
+    """The thing asked for does not exist, or the caller may not know that it does."""
+
+
+class ConflictError(RegSandboxError, ValueError):
+    """The request is well formed but the state forbids it (a trial already started, a window closed)."""

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         default=None,
         description="MLflow tracking URI. Defaults to MLFLOW_TRACKING_URI, else a SQLite store under home.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "Platform database (users, trials, decisions, audit): a SQLAlchemy URL such as "
+            "postgresql+psycopg://user:pass@host/db. Default: SQLite at home/platform.db."
+        ),
+    )
     # A name, not a fixed set: backends register themselves (orchestrator.backends.register_backend).
     backend: str = Field(
         default="auto",

@@ -1,0 +1,1 @@
+"""The platform web application (FastAPI): API, portal and gateway."""

@@ -1,0 +1,72 @@
+"""The platform's web application: the JSON API, the regulators' portal and the developers' gateway.
+
+One exception handler maps the error root to HTTP statuses, so no deliberate refusal ever reaches
+a client as a 500, and an unexpected one is logged and answered without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from orchestrator.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    ConflictError,
+    RegSandboxError,
+    SpecError,
+)
+from orchestrator.settings import Settings, get_settings
+from orchestrator.store import engine
+
+logger = logging.getLogger("regsandbox.api")
+
+
+def status_for(exc: RegSandboxError) -> int:
+    if isinstance(exc, AuthenticationError):
+        return 401
+    if isinstance(exc, AccessDeniedError):
+        return 403
+    if isinstance(exc, LookupError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, ValueError):
+        return 422
+    return 400
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    engine(settings)  # creates the tables on first use, before the first request
+    app = FastAPI(
+        title="regsandbox platform",
+        description="Trials, endpoints, exit reports, decisions and the audit log of a regulatory sandbox.",
+        version="1",
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(RegSandboxError)
+    async def refused(request: Request, exc: RegSandboxError) -> JSONResponse:
+        body: dict[str, object] = {"error": str(exc)}
+        if isinstance(exc, SpecError):
+            body = {"error": "invalid trial spec", "problems": exc.problems}
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        return JSONResponse(body, status_code=status_for(exc), headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal error; it has been logged"}, status_code=500)
+
+    @app.get("/api/health", tags=["platform"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    from orchestrator.api.routes import include_routes
+
+    include_routes(app)
+    return app

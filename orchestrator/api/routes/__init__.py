@@ -1,0 +1,11 @@
+"""The API's routers, one module per resource; ``include_routes`` mounts them all."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include_routes(app: FastAPI) -> None:
+    from orchestrator.api.routes import auth
+
+    app.include_router(auth.router)
