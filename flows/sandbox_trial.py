@@ -9,6 +9,7 @@ outcome, so callers read the outcome whatever happened.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -16,9 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_run
 from prefect.states import Cancelled, Completed, Failed, State
 
+from flows.artifacts import publish_artifacts
 from orchestrator.lifecycle import Step, run_lifecycle
 from orchestrator.settings import get_settings
 from orchestrator.spec import TrialSpec
+from orchestrator.store.trials import publish
 from orchestrator.trial import trial_id_for
 from orchestrator.trial_records import TrialStatus
 
@@ -57,8 +60,19 @@ def sandbox_trial(spec: TrialSpec, backend: str | None = None) -> State:
     ``backend`` names the isolation backend (docker, process ...); empty means the platform's
     setting (REGSANDBOX_BACKEND, default auto).
     """
-    trial_id = trial_id_for(spec.name, str(current_run.get_id()))
-    outcome = run_lifecycle(spec, trial_id, get_settings(), backend, wrap=as_task, log=get_run_logger().info)
+    settings = get_settings()
+    flow_run_id = str(current_run.get_id())
+    trial_id = trial_id_for(spec.name, flow_run_id)
+    outcome = run_lifecycle(
+        spec,
+        trial_id,
+        settings,
+        backend,
+        wrap=as_task,
+        log=get_run_logger().info,
+        publish=partial(publish, settings, trial_id, spec, flow_run_id=flow_run_id),
+    )
+    publish_artifacts(settings, outcome)
     data = outcome.model_dump(mode="json")
     if outcome.status == TrialStatus.COMPLETED:
         return Completed(data=data)

@@ -99,3 +99,32 @@ class Monitor(abc.ABC):
     @abc.abstractmethod
     def result(self) -> MonitorResult:
         """Final values over everything seen so far."""
+
+
+class Prefixed(Monitor):
+    """Another monitor's evidence under a key prefix, so two populations never share metric keys.
+
+    Developer traffic in the observation window is measured by the same monitors as evaluation
+    traffic, reported apart: ``developer/latency/p95_ms`` beside ``latency/p95_ms``. Figures are
+    left to the evaluation monitors, whose report sections draw them.
+    """
+
+    def __init__(self, inner: Monitor, prefix: str) -> None:
+        self._inner = inner
+        self._prefix = prefix
+        self.name = f"{prefix.strip('/')}-{inner.name}"
+
+    def update(self, batch: EvalBatch, step: int) -> list[MetricPoint]:
+        return [
+            MetricPoint(self._prefix + p.key, p.value, p.step, p.timestamp_ms)
+            for p in self._inner.update(batch, step)
+        ]
+
+    def result(self) -> MonitorResult:
+        inner = self._inner.result()
+        return MonitorResult(
+            monitor=self.name,
+            values={self._prefix + k: v for k, v in inner.values.items()},
+            intervals={self._prefix + k: v for k, v in inner.intervals.items()},
+            notes=inner.notes,
+        )

@@ -84,5 +84,9 @@ class NotFoundError(RegSandboxError, LookupError):
     """The thing asked for does not exist, or the caller may not know that it does."""
 
 
+class RateLimitedError(RegSandboxError, RuntimeError):
+    """A caller sent more requests than its limit allows; it may try again shortly."""
+
+
 class ConflictError(RegSandboxError, ValueError):
     """The request is well formed but the state forbids it (a trial already started, a window closed)."""

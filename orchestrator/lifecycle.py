@@ -124,6 +124,7 @@ def run_steps(trial: Trial, wrap: Callable[[Step], StepFn] = _identity) -> Trial
     paths = wrap(REPORT)(trial)
     outcome = _outcome(trial, paths)
     outcome.save(trial.workdir)
+    trial.publish(**_final_fields(outcome, paths))
     _close_run(trial, outcome.status)
     if interrupted is not None:
         raise interrupted
@@ -137,9 +138,13 @@ def run_lifecycle(
     backend: str | None = None,
     wrap: Callable[[Step], StepFn] = _identity,
     log: Callable[[str], None] | None = None,
+    publish: Callable[..., None] | None = None,
 ) -> TrialOutcome:
-    """Run one whole trial of ``spec`` in this process (see :func:`run_steps`)."""
-    trial = Trial(trial_id, spec, settings, backend_choice=backend or "", on_log=log)
+    """Run one whole trial of ``spec`` in this process (see :func:`run_steps`).
+
+    ``publish`` receives each change a platform shows (state, endpoint, verdicts, report).
+    """
+    trial = Trial(trial_id, spec, settings, backend_choice=backend or "", on_log=log, on_publish=publish)
     return run_steps(trial, wrap)
 
 
@@ -164,6 +169,23 @@ def _outcome(trial: Trial, paths: Any) -> TrialOutcome:
         started_at=trial.started_at,
         finished_at=trial.finished_at,
     )
+
+
+def _final_fields(outcome: TrialOutcome, paths: Any) -> dict[str, Any]:
+    import hashlib
+    from pathlib import Path
+
+    report = Path(paths.json_) if paths else None
+    return {
+        "state": "reported" if paths else "ended",
+        "status": outcome.status.value,
+        "verdicts": dict(outcome.verdicts),
+        "error": outcome.error,
+        "report_dir": str(report.parent) if report else None,
+        "report_sha256": hashlib.sha256(report.read_bytes()).hexdigest() if report else None,
+        "finished_at": outcome.finished_at,
+        "open_until": None,
+    }
 
 
 def _close_run(trial: Trial, status: TrialStatus) -> None:

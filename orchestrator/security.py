@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -39,6 +41,22 @@ def digest(token: str) -> str:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def platform_credential(keys_dir: Path, trial_id: str) -> str:
+    """What the platform's gateway presents to one trial's own gateway, derived, never stored.
+
+    The trial's flow run and the platform's API both hold the home's secret, so each derives the
+    same credential for a trial and no per-trial secret travels through the database.
+    """
+    path = keys_dir / "platform-secret"
+    if not path.is_file():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    key = path.read_text().strip().encode()
+    return "rsplat_" + hmac.new(key, trial_id.encode(), hashlib.sha256).hexdigest()
 
 
 def new_password() -> str:

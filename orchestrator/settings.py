@@ -36,6 +36,21 @@ class Settings(BaseSettings):
             "postgresql+psycopg://user:pass@host/db. Default: SQLite at home/platform.db."
         ),
     )
+    platform_url: str | None = Field(
+        default=None,
+        description=(
+            "Public address of the platform (API, portal, developer gateway), e.g. https://sandbox.example; "
+            "trials link their Prefect runs to it. Set by regsandbox up."
+        ),
+    )
+    endpoint_rate_per_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Requests per second one developer token may send to a trial's endpoint.",
+    )
+    endpoint_burst: int = Field(
+        default=40, ge=1, description="Requests a token may send at once before the rate applies."
+    )
     # A name, not a fixed set: backends register themselves (orchestrator.backends.register_backend).
     backend: str = Field(
         default="auto",

@@ -86,6 +86,7 @@ class Trial:
     finished_at: dt.datetime | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
     _logged_tenth: dict[str, int] = field(default_factory=dict, repr=False)
+    on_publish: Callable[..., None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.backend_choice = self.backend_choice or self.settings.backend
@@ -115,9 +116,19 @@ class Trial:
         self.events.append(TrialEvent(trial_id=self.trial_id, kind=kind, detail=detail))
 
     def enter(self, state: str, /, **detail: Any) -> None:
-        """Record a lifecycle transition."""
+        """Record a lifecycle transition, and publish it to the platform."""
         self.event(state, **detail)
         self.log(f"{state}" + (f": {detail}" if detail else ""))
+        self.publish(state=state, status="running")
+
+    def publish(self, **fields: Any) -> None:
+        """Tell the platform's database (the portal, the API, the gateway) what changed."""
+        if self.on_publish is None:
+            return
+        try:
+            self.on_publish(**fields)
+        except Exception as exc:  # what the platform shows must never stop the trial itself
+            logger.warning("[%s] could not publish %s: %s", self.trial_id, sorted(fields), exc)
 
     def check_cancelled(self) -> None:
         if self.cancel_requested.is_set():

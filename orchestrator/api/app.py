@@ -15,6 +15,7 @@ from orchestrator.errors import (
     AccessDeniedError,
     AuthenticationError,
     ConflictError,
+    RateLimitedError,
     RegSandboxError,
     SpecError,
 )
@@ -33,6 +34,8 @@ def status_for(exc: RegSandboxError) -> int:
         return 404
     if isinstance(exc, ConflictError):
         return 409
+    if isinstance(exc, RateLimitedError):
+        return 429
     if isinstance(exc, ValueError):
         return 422
     return 400
@@ -66,7 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    from orchestrator.api.gateway import router as gateway
     from orchestrator.api.routes import include_routes
 
     include_routes(app)
+    app.include_router(gateway)
     return app

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from monitors.base import MetricPoint, Monitor
+    from monitors.base import EvalBatch, MetricPoint, Monitor
     from orchestrator.records import TrafficRecord
     from orchestrator.reports.sections import FailureCase
     from orchestrator.spec import TrialSpec
@@ -34,6 +34,7 @@ class Evaluation(abc.ABC):
     monitors: list[Monitor]
     steps: int = 0
     points: int = 0
+    developer_requests: int = 0
 
     @abc.abstractmethod
     def run(self, channel: Channel) -> int:
@@ -46,6 +47,35 @@ class Evaluation(abc.ABC):
     @abc.abstractmethod
     def failure_cases(self, limit: int = 20) -> list[FailureCase]:
         """The worst answers, verbatim, for the report."""
+
+
+DEVELOPER = "developer/"
+
+
+def developer_monitor() -> Monitor:
+    """How the endpoint served the developer's own traffic: measured like evaluation, kept apart."""
+    from monitors.base import Prefixed
+    from monitors.operational import OperationalMonitor
+
+    return Prefixed(OperationalMonitor(), DEVELOPER)
+
+
+def developer_batch(records: list[TrafficRecord]) -> EvalBatch | None:
+    """The operational evidence of developer requests (no ground truth comes with them)."""
+    import numpy as np
+
+    from monitors.base import EvalBatch
+
+    mine = [r for r in records if r.origin == "developer"]
+    if not mine:
+        return None
+    return EvalBatch(
+        y_true=np.zeros(0),
+        y_score=np.zeros(0),
+        attributes={},
+        latency_ms=np.array([r.latency_ms for r in mine]),
+        ok=np.array([r.status < 400 for r in mine]),
+    )
 
 
 class EvaluationKind(abc.ABC):

@@ -20,7 +20,7 @@ from monitors import default_monitors
 from monitors.base import EvalBatch, MetricPoint
 from orchestrator.data.prepare import CASE_ID
 from orchestrator.data.reference import Reference
-from orchestrator.evaluation.base import Evaluation, EvaluationKind
+from orchestrator.evaluation.base import Evaluation, EvaluationKind, developer_batch, developer_monitor
 from orchestrator.gateway import CASE_HEADER
 from orchestrator.records import TrafficRecord
 from orchestrator.reports.sections import FailureCase
@@ -77,6 +77,9 @@ class TabularEvaluation(Evaluation):
         if reference is not None:
             # Without a comparable reference the drift monitor says "not assessed", and why.
             self.monitors.append(reference.drift_monitor())
+        self._evaluation = list(self.monitors)
+        self._developer = developer_monitor()
+        self.monitors.append(self._developer)
 
     def requests(self) -> list[Request]:
         size = self._spec.workload.batch_size
@@ -90,6 +93,10 @@ class TabularEvaluation(Evaluation):
         return send_all(channel, self.requests(), self.absorb)
 
     def absorb(self, records: list[TrafficRecord]) -> None:
+        developer = developer_batch(records)
+        if developer is not None:
+            self.developer_requests += developer.ok.size
+            self._emit(self._developer.update(developer, self.developer_requests))
         evaluation = [r for r in records if r.origin == "evaluation" and r.case_ids]
         if not evaluation:
             return
@@ -116,7 +123,7 @@ class TabularEvaluation(Evaluation):
             ok=np.array([r.status == 200 for r in evaluation]),
         )
         self.steps += 1
-        points = [p for m in self.monitors for p in m.update(batch, self.steps)]
+        points = [p for m in self._evaluation for p in m.update(batch, self.steps)]
         self.points += len(points)
         self._emit(points)
 

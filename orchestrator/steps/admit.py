@@ -50,6 +50,7 @@ def admit(trial: Trial) -> Admission:
         params=[Param(k, v) for k, v in params.items()],
         tags=[RunTag("mlflow.note.content", spec.intended_use)],
     )
+    trial.publish(mlflow_run_id=run_id)
     trial.enter("admitted", mlflow_run_id=run_id, backend=backend.name, kind=checked.kind)
     return Admission(
         template=checked.template,

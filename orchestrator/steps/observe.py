@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from orchestrator.errors import TrialFailedError
+from orchestrator.records import utcnow
 from orchestrator.trial import Trial
 from orchestrator.trial_records import Admission, Assessment, DataReady, Deployment, Observation, Workload
 
@@ -37,11 +39,19 @@ def run_workload(trial: Trial) -> Workload:
     window = spec.workload.developer_window_s
     if window:
         trial.log(f"endpoint open for developer traffic for {window:g}s: {deployment.gateway_url}")
+        trial.publish(open_until=utcnow() + dt.timedelta(seconds=window))
         until = time.monotonic() + window
         while time.monotonic() < until:
             evaluation.absorb(live.sink.drain(wait_s=0.5))
             trial.check_cancelled()
-    trial.event("workload_done", requests=requests, steps=evaluation.steps, points=evaluation.points)
+    trial.publish(state="observed", open_until=None)  # the developer endpoint closes here
+    trial.event(
+        "workload_done",
+        requests=requests,
+        steps=evaluation.steps,
+        points=evaluation.points,
+        developer_requests=evaluation.developer_requests,
+    )
     return Workload(
         requests=requests,
         steps=evaluation.steps,

@@ -67,8 +67,9 @@ def attest(trial: Trial) -> Attested:
 
 def deploy(trial: Trial) -> Deployment:
     """Start the model server in the sandbox and open the gateway in front of it."""
-    from orchestrator.gateway import Gateway, new_token
+    from orchestrator.gateway import Gateway, hash_token, new_token
     from orchestrator.resources import ResourceSampler
+    from orchestrator.security import platform_credential
     from orchestrator.workload import TrafficSink
 
     admission: Admission = trial.records.need("admission")
@@ -84,18 +85,21 @@ def deploy(trial: Trial) -> Deployment:
     developer, developer_hash = new_token()
     evaluation, evaluation_hash = new_token()
     live.developer_token, live.evaluation_token = developer, evaluation
+    # The platform's gateway forwards developers' calls with a credential derived for this trial.
+    platform = hash_token(platform_credential(trial.settings.keys_dir, trial.trial_id))
     live.sink = TrafficSink(trial.workdir / "traffic.jsonl")
     live.gateway = Gateway(
         trial.trial_id,
         endpoint.url,
         admission.template.paths,
-        {developer_hash: "developer", evaluation_hash: "evaluation"},
+        {developer_hash: "developer", platform: "developer", evaluation_hash: "evaluation"},
         live.sink,
         host=trial.settings.gateway_host,
     )
     url = live.gateway.start()
     (trial.workdir / "endpoint.txt").write_text(f"{url}\n", encoding="utf-8")
     live.sampler = ResourceSampler(backend, sandbox, streamer.put, trial.event).start()
+    trial.publish(gateway_url=url)
     trial.enter("deployed", endpoint=url, model_ready_s=round(endpoint.ready_s, 3), image=endpoint.image)
     return Deployment(
         endpoint=endpoint,

@@ -187,3 +187,61 @@ def test_a_data_contract_refusal_keeps_the_data_in_the_report(
     )
     assert report.data is not None and not report.data.validation.success
     assert report.isolation is None and report.model is None
+
+
+def test_developer_traffic_in_the_window_is_measured_apart_and_published(
+    lifecycle_settings: Settings, fake_model: Path
+) -> None:
+    import threading
+    import time
+
+    import httpx
+
+    published: list[dict] = []  # type: ignore[type-arg]
+    spec = spec_for(fake_model).model_copy(deep=True)
+    spec = parse_spec(
+        {**spec.model_dump(mode="json"), "workload": {**spec.workload.model_dump(), "developer_window_s": 2}},
+        "test",
+    )
+
+    def developer_calls(step: Step) -> StepFn:
+        def run_step(trial: Trial):  # type: ignore[no-untyped-def]
+            if step.name == "run_workload":
+
+                def call() -> None:
+                    while not any("open_until" in p and p["open_until"] for p in published):
+                        time.sleep(0.05)
+                    url = trial.records.need("deployment").gateway_url
+                    body = {
+                        "dataframe_split": {"columns": ["age", "bmi", "systolic_bp"], "data": [[50, 31, 130]]}
+                    }
+                    for _ in range(5):
+                        reply = httpx.post(
+                            url + "/invocations",
+                            json=body,
+                            headers={"Authorization": f"Bearer {trial.live.developer_token}"},
+                        )
+                        assert reply.status_code == 200, reply.text
+
+                threading.Thread(target=call, daemon=True).start()
+            return step.run(trial)
+
+        return run_step
+
+    trial = Trial(
+        "t-life-window",
+        spec,
+        lifecycle_settings,
+        backend_choice="fake",
+        on_publish=lambda **f: published.append(f),
+    )
+    outcome = run_steps(trial, developer_calls)
+    report = check_report(lifecycle_settings, outcome, "completed")
+    assert report.operations is not None and report.operations.developer_requests == 5
+    assert report.metrics is not None and report.metrics.values["developer/ops/requests"] == 5.0
+    assert report.metrics.values["ops/requests"] == 8.0  # the evaluation's own 400 cases in batches of 50
+    states = [p["state"] for p in published if "state" in p]
+    assert states[0] == "submitted" and "deployed" in states and states[-1] == "reported"
+    assert any(p.get("gateway_url") for p in published)
+    final = published[-1]
+    assert final["status"] == "completed" and final["verdicts"] == outcome.verdicts and final["report_sha256"]
