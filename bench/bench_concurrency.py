@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.settings import Settings  # noqa: E402
-from orchestrator.stack import services  # noqa: E402
+from orchestrator.stack_services import services  # noqa: E402
 from tests.integration.models import candidate_model  # noqa: E402
 
 
@@ -71,7 +71,8 @@ def main() -> None:
         home = Path(tmp) / "home"
         settings = Settings(home=home)
         settings.ensure_dirs()
-        stack = services(settings, "127.0.0.1", free_port(), free_port())
+        # The servers trials talk to; the platform API is not part of this measurement.
+        stack = services(settings, "127.0.0.1", free_port(), free_port(), free_port())[:2]
         for service in stack:
             service.start()
         try:

@@ -286,17 +286,28 @@ def policy_show(code: Annotated[str, typer.Argument(help="Jurisdiction code or p
 def up(
     prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
     mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow tracking server and UI.")] = 5000,
+    api_port: Annotated[int, typer.Option(help="Port of the platform: API, portal and endpoint.")] = 8080,
     host: Annotated[str, typer.Option(help="Address the servers bind to.")] = "127.0.0.1",
     reap_interval: Annotated[float, typer.Option(help="Seconds between scheduled orphan sweeps.")] = 600.0,
 ) -> None:
-    """Start the local stack: Prefect server + UI, MLflow server + UI, and a runner serving the flows."""
+    """Start the platform: Prefect server + UI, MLflow server + UI, API + portal, and the flows' runner."""
     from orchestrator.settings import get_settings
     from orchestrator.stack import run_stack
 
     settings = get_settings()
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    run_stack(settings, host, prefect_port, mlflow_port, reap_interval, echo=typer.echo)
+    run_stack(settings, host, prefect_port, mlflow_port, api_port, reap_interval, echo=typer.echo)
+
+
+@app.command("down")
+def down() -> None:
+    """Stop the platform that `regsandbox up` runs from this home, and everything it started."""
+    from orchestrator.settings import get_settings
+    from orchestrator.stack import stop_stack
+
+    pid = stop_stack(get_settings())
+    typer.echo(f"stopped the platform (pid {pid})" if pid else "no platform is running from this home")
 
 
 @app.command("reap")

@@ -1,149 +1,38 @@
-"""``regsandbox up``: the local platform stack on one machine.
+"""``regsandbox up`` and ``down``: the whole platform on one machine.
 
-Starts a Prefect server (API + UI) and an MLflow tracking server (API + UI, artefacts
-proxied) as child processes keeping their state under the platform home, then serves the
-``sandbox-trial`` and ``reap-orphans`` deployments from this process, so an administrator
-can start trials from the Prefect UI. Ctrl-C (or SIGTERM) stops the runner first and the
-servers after it (a runner whose server is gone would ignore the signal).
+Starts a Prefect server (API + UI), an MLflow tracking server (API + UI, artefacts proxied) and
+the platform (API, regulators' portal, developers' endpoint) as child processes keeping their
+state under the platform home; creates the first administrator and registers the sample
+candidate when they are missing; then serves the ``sandbox-trial`` and ``reap-orphans``
+deployments from this process, so an administrator can start trials from the Prefect UI.
+Ctrl-C, SIGTERM or ``regsandbox down`` stops the runner first and the servers after it (a runner
+whose server is gone would ignore the signal), and leaves no process behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
-from orchestrator.backends.procfs import kill_all, proc_stat
 from orchestrator.errors import RegSandboxError
 from orchestrator.package_data import data_dir
 from orchestrator.settings import Settings
+from orchestrator.stack_services import services, stop_all
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 EXAMPLE_SPEC = data_dir("examples") / "trials" / "diabetes-risk.yaml"
-
-
-@dataclass
-class Service:
-    name: str
-    command: list[str]
-    health_url: str
-    ui_url: str
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-    _session_start: int | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.command,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-        )
-        leader = proc_stat(self.process.pid)
-        self._session_start = leader.start if leader else None
-
-    def wait_healthy(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RegSandboxError(f"{self.name} exited during start (see {self.log_path}):\n{tail}")
-            try:
-                if httpx.get(self.health_url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RegSandboxError(f"{self.name} not healthy after {timeout_s:.0f}s (see {self.log_path})")
-
-    def stop(self) -> None:
-        """End the server and everything it started, not only the process we launched.
-
-        ``mlflow server`` and ``prefect server start`` each run the real server (and job
-        consumers) as children that can outlive the command we started, still listening; so
-        every member of the session is signalled and waited for, then killed after a grace.
-        """
-        if self.process is not None:
-            kill_all({"pgid": self.process.pid, "start": self._session_start}, grace_s=15.0, kill_s=5.0)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-
-
-def stop_all(stack: list[Service]) -> None:
-    """Stop every service at once: the grace periods overlap instead of adding up."""
-    with ThreadPoolExecutor(max(1, len(stack))) as pool:
-        list(pool.map(Service.stop, stack))
-
-
-def _binary(name: str) -> str:
-    # The servers come with the platform's own environment, next to this interpreter.
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
-
-
-def services(settings: Settings, host: str, prefect_port: int, mlflow_port: int) -> list[Service]:
-    logs = settings.home / "logs"
-    prefect_home = settings.home / "prefect"
-    db = settings.home / "mlflow.db"
-    return [
-        Service(
-            "prefect",
-            [
-                _binary("prefect"),
-                "server",
-                "start",
-                "--host",
-                host,
-                "--port",
-                str(prefect_port),
-                "--analytics-off",
-            ],
-            f"http://{host}:{prefect_port}/api/health",
-            f"http://{host}:{prefect_port}",
-            logs / "prefect-server.log",
-            {"PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
-        ),
-        Service(
-            "mlflow",
-            [
-                _binary("mlflow"),
-                "server",
-                "--host",
-                host,
-                "--port",
-                str(mlflow_port),
-                "--backend-store-uri",
-                f"sqlite:///{db}",
-                "--artifacts-destination",
-                str(settings.artifacts_dir),
-                "--workers",
-                "1",
-            ],
-            f"http://{host}:{mlflow_port}/health",
-            f"http://{host}:{mlflow_port}",
-            logs / "mlflow-server.log",
-        ),
-    ]
+SAMPLE_MODEL, SAMPLE_ALIAS = "diabetes-risk", "candidate"
 
 
 def serve_flows(reap_interval_s: float) -> None:
@@ -172,17 +61,51 @@ def serve_flows(reap_interval_s: float) -> None:
     serve(trial, reaper, print_starting_message=False)
 
 
+def _bootstrap(settings: Settings, say: Callable[[str], None]) -> None:
+    """The first administrator, created once; its password is shown this once only."""
+    from orchestrator.api.auth import BOOTSTRAP_ADMIN, ensure_bootstrap_admin
+    from orchestrator.store import session_scope
+
+    with session_scope(settings) as db:
+        password = ensure_bootstrap_admin(db)
+    if password:
+        say(f"administrator  {BOOTSTRAP_ADMIN} / {password}   (shown once: keep it)")
+
+
+def _register_sample(mlflow_url: str, say: Callable[[str], None]) -> None:
+    """The prefilled sample trial names models:/diabetes-risk@candidate: register it if missing."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(mlflow_url).get_model_version_by_alias(SAMPLE_MODEL, SAMPLE_ALIAS)
+        return
+    except MlflowException:
+        pass
+    say(f"registering the sample candidate models:/{SAMPLE_MODEL}@{SAMPLE_ALIAS} (about a minute, once)")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.train_candidate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RegSandboxError(f"could not register the sample candidate:\n{done.stderr[-2000:]}")
+
+
 def run_stack(
     settings: Settings,
     host: str = "127.0.0.1",
     prefect_port: int = 4200,
     mlflow_port: int = 5000,
+    api_port: int = 8080,
     reap_interval_s: float = 600.0,
-    echo: object = print,
+    echo: Callable[[str], None] = print,
 ) -> None:
     settings.ensure_dirs()
-    stack = services(settings, host, prefect_port, mlflow_port)
-    say = echo if callable(echo) else print
+    stack = services(settings, host, prefect_port, mlflow_port, api_port)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -193,24 +116,29 @@ def run_stack(
             service.start()
         for service in stack:
             service.wait_healthy()
-        prefect, mlflow = stack
+        prefect, mlflow, platform = stack
         # Flow runs started by the runner inherit these: they talk to the servers, not to files.
         os.environ["PREFECT_API_URL"] = f"{prefect.ui_url}/api"
         os.environ["MLFLOW_TRACKING_URI"] = mlflow.ui_url
         os.environ["REGSANDBOX_HOME"] = str(settings.home)
-        _stack_file(settings).write_text(
-            json.dumps(
-                {"prefect_api_url": os.environ["PREFECT_API_URL"], "mlflow_tracking_uri": mlflow.ui_url}
-            ),
-            encoding="utf-8",
-        )
-        say(f"Prefect UI   {prefect.ui_url}   (deployments: sandbox-trial, reap-orphans)")
-        say(f"MLflow UI    {mlflow.ui_url}")
-        say(f"home         {settings.home}   (logs in {settings.home / 'logs'})")
-        say("serving the flows; Ctrl-C stops everything")
+        os.environ["REGSANDBOX_PLATFORM_URL"] = platform.ui_url
+        _bootstrap(settings, echo)
+        _register_sample(mlflow.ui_url, echo)
+        found = {
+            "prefect_api_url": os.environ["PREFECT_API_URL"],
+            "mlflow_tracking_uri": mlflow.ui_url,
+            "platform_url": platform.ui_url,
+            "pid": os.getpid(),
+        }
+        _stack_file(settings).write_text(json.dumps(found), encoding="utf-8")
+        echo(f"Prefect UI     {prefect.ui_url}   (deployments: sandbox-trial, reap-orphans)")
+        echo(f"MLflow UI      {mlflow.ui_url}")
+        echo(f"portal and API {platform.ui_url}/portal/   ({platform.ui_url}/docs for the API)")
+        echo(f"home           {settings.home}   (logs in {settings.home / 'logs'})")
+        echo("serving the flows; Ctrl-C or `regsandbox down` stops everything")
         serve_flows(reap_interval_s)
     except KeyboardInterrupt:
-        say("stopping")
+        echo("stopping")
     finally:
         # A second Ctrl-C must not cut the shutdown short and leave servers listening.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -238,4 +166,25 @@ def running_stack(settings: Settings) -> dict[str, str] | None:
             return None
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
         return None
-    return {"prefect_api_url": prefect, "mlflow_tracking_uri": mlflow}
+    return {
+        "prefect_api_url": prefect,
+        "mlflow_tracking_uri": mlflow,
+        "platform_url": found.get("platform_url", ""),
+    }
+
+
+def stop_stack(settings: Settings, timeout_s: float = 90.0) -> int | None:
+    """Stop the stack ``regsandbox up`` runs from this home; return its pid, None if none runs."""
+    try:
+        pid = int(json.loads(_stack_file(settings).read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.2)
+    raise RegSandboxError(f"the stack (pid {pid}) did not stop within {timeout_s:.0f}s")

@@ -65,7 +65,7 @@ async def _run_from_deployment(api: str, spec: dict) -> tuple[str, str]:  # type
 
 
 def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port, api_port = _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "REGSANDBOX_"))}
     env["REGSANDBOX_HOME"] = str(tmp_path / "home")
     output = tmp_path / "up.log"  # shown when the test fails: what the stack itself said
@@ -77,6 +77,8 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
             str(prefect_port),
             "--mlflow-port",
             str(mlflow_port),
+            "--api-port",
+            str(api_port),
         ],
         env=env,
         cwd=ROOT,
@@ -87,6 +89,7 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
     try:
         _wait(f"http://127.0.0.1:{prefect_port}/api/health", up)
         _wait(f"http://127.0.0.1:{mlflow_port}/health", up)
+        _wait(f"http://127.0.0.1:{api_port}/api/health", up)
         spec = yaml.safe_load((ROOT / "examples" / "trials" / "diabetes-risk.yaml").read_text())
         spec["model"]["uri"] = str(candidate_model(tmp_path / "model"))
         spec["data"]["synthetic"]["rows"] = 400
@@ -136,6 +139,9 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
             up.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
-    for port in (prefect_port, mlflow_port):
+    said = output.read_text()
+    assert f"portal and API http://127.0.0.1:{api_port}/portal/" in said
+    assert "administrator  admin / " in said and "shown once" in said
+    for port in (prefect_port, mlflow_port, api_port):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after stop"
