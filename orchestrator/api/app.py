@@ -6,7 +6,9 @@ a client as a 500, and an unexpected one is logged and answered without internal
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -45,7 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
     engine(settings)  # creates the tables on first use, before the first request
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        client = getattr(app.state, "endpoint_http", None)
+        if client is not None:
+            await client.aclose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="regsandbox platform",
         description="Trials, endpoints, exit reports, decisions and the audit log of a regulatory sandbox.",
         version="1",

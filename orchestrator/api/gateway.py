@@ -9,6 +9,7 @@ Each token has a rate limit (a token bucket), and a token's first call is an aud
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -56,6 +57,17 @@ limiter = RateLimiter()
 _seen: set[str] = set()
 
 
+def _client(request: Request) -> httpx.AsyncClient:
+    """One pooled client per app: a new connection per call would double the added latency."""
+    state, loop = request.app.state, asyncio.get_running_loop()
+    # A client belongs to one event loop (a test client may run each call in a loop of its own).
+    if getattr(state, "endpoint_loop", None) is not loop:
+        state.endpoint_http = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=64))
+        state.endpoint_loop = loop
+    client: httpx.AsyncClient = state.endpoint_http
+    return client
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
@@ -90,10 +102,9 @@ async def forward(
         "content-type": request.headers.get("content-type", "application/json"),
     }
     try:
-        async with httpx.AsyncClient(timeout=60.0) as client:
-            reply = await client.request(
-                request.method, f"{trial.gateway_url}/{path}", content=await request.body(), headers=headers
-            )
+        reply = await _client(request).request(
+            request.method, f"{trial.gateway_url}/{path}", content=await request.body(), headers=headers
+        )
     except httpx.HTTPError as exc:
         return Response(
             f'{{"error": "trial endpoint unreachable: {type(exc).__name__}"}}',

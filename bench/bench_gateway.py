@@ -1,0 +1,149 @@
+"""What the developers' endpoint adds: latency and throughput through the platform against the sandbox.
+
+A real Docker sandbox serves a small MLflow model; the trial's own gateway (which records every
+exchange) stands in front of it, and the platform (API process, SQLite store, token check, rate
+limit) forwards ``/trials/{id}/invocations`` to that gateway, as during a trial's observation
+window. The same requests go, at the same concurrency, once straight to the sandbox's model
+server (the baseline) and once through the platform; the two are interleaved in rounds so that
+drift in machine load hits both alike.
+
+    python bench/bench_gateway.py [--requests 400] [--concurrency 8] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' model helpers
+
+from orchestrator import security  # noqa: E402
+from orchestrator.api.app import create_app  # noqa: E402
+from orchestrator.api.auth import create_user  # noqa: E402
+from orchestrator.backends.docker import DockerBackend  # noqa: E402
+from orchestrator.gateway import Gateway, hash_token  # noqa: E402
+from orchestrator.settings import Settings  # noqa: E402
+from orchestrator.spec import Resources, load_spec  # noqa: E402
+from orchestrator.store import EndpointToken, session_scope  # noqa: E402
+from orchestrator.store.trials import publish  # noqa: E402
+from orchestrator.templates import load_template  # noqa: E402
+from tests.integration.models import tiny_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[0.1, 0.2], [0.9, 0.5]]}}'
+TRIAL = "bench-gateway-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load(url: str, token: str | None, requests: int, concurrency: int) -> tuple[list[float], float]:
+    """Per-request latencies (ms) and the whole batch's throughput (requests/s)."""
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    latencies: list[float] = []
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
+
+        def one(_: int) -> None:
+            started = time.perf_counter()
+            reply = http.post(url, content=BODY, headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if reply.status_code != 200:
+                raise RuntimeError(f"{url}: {reply.status_code} {reply.text[:200]}")
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(requests)))
+        return latencies, requests / (time.perf_counter() - started)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        # No rate limit in the way: the benchmark measures forwarding, not the limiter's refusals.
+        settings = Settings(home=Path(tmp) / "home", endpoint_rate_per_s=1e6, endpoint_burst=10**6)
+        backend = DockerBackend(settings)
+        backend.teardown(TRIAL)
+        sandbox = backend.provision(TRIAL, Resources(cpus=1.0, memory_mb=1024))
+        trial_gateway = None
+        server = None
+        try:
+            endpoint = backend.deploy(
+                sandbox, load_template("mlflow-pyfunc"), tiny_model(Path(tmp) / "model")
+            )
+            credential = security.platform_credential(settings.keys_dir, TRIAL)
+            trial_gateway = Gateway(
+                TRIAL, endpoint.url, ["/invocations"], {hash_token(credential): "developer"}, lambda r: None
+            )
+            gateway_url = trial_gateway.start()
+            spec = load_spec(ROOT / "examples" / "trials" / "diabetes-risk.yaml")
+            publish(settings, TRIAL, spec, state="observing", status="running", gateway_url=gateway_url)
+            with session_scope(settings) as db:
+                user = create_user(
+                    db, "bench", "developer", "bench-password", "developer", sponsor=spec.sponsor
+                )
+                token, digest = security.new_token("ep")
+                db.add(EndpointToken(trial_id=TRIAL, digest=digest, user_id=user.id))
+            port = free_port()
+            config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+            server = uvicorn.Server(config)
+            threading.Thread(target=server.run, daemon=True).start()
+            while not server.started:
+                time.sleep(0.05)
+            direct_url = endpoint.url + "/invocations"
+            platform_url = f"http://127.0.0.1:{port}/trials/{TRIAL}/invocations"
+            load(direct_url, None, 50, args.concurrency)  # warm both paths
+            load(platform_url, token, 50, args.concurrency)
+            direct: list[float] = []
+            platform: list[float] = []
+            direct_rps: list[float] = []
+            platform_rps: list[float] = []
+            for _ in range(args.rounds):
+                lat, rps = load(direct_url, None, args.requests, args.concurrency)
+                direct += lat
+                direct_rps.append(rps)
+                lat, rps = load(platform_url, token, args.requests, args.concurrency)
+                platform += lat
+                platform_rps.append(rps)
+        finally:
+            if server is not None:
+                server.should_exit = True
+            if trial_gateway is not None:
+                trial_gateway.stop()
+            backend.teardown(TRIAL)
+    d_rps, p_rps = statistics.median(direct_rps), statistics.median(platform_rps)
+    print(f"requests {args.requests} x {args.rounds} rounds, concurrency {args.concurrency}")
+    for label, lat, rps in (("sandbox directly", direct, d_rps), ("through the platform", platform, p_rps)):
+        print(f"{label:<20} p50 {pct(lat, 50):7.1f} ms  p99 {pct(lat, 99):7.1f} ms  {rps:7.1f} req/s")
+    print(
+        f"added latency        p50 {pct(platform, 50) - pct(direct, 50):7.1f} ms  "
+        f"p99 {pct(platform, 99) - pct(direct, 99):7.1f} ms"
+    )
+    print(f"throughput ratio platform / direct: {p_rps / d_rps:.2f}  (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
