@@ -1,11 +1,12 @@
 """What the developers' endpoint adds: latency and throughput through the platform against the sandbox.
 
-A real Docker sandbox serves a small MLflow model; the trial's own gateway (which records every
-exchange) stands in front of it, and the platform (API process, SQLite store, token check, rate
-limit) forwards ``/trials/{id}/invocations`` to that gateway, as during a trial's observation
-window. The same requests go, at the same concurrency, once straight to the sandbox's model
-server (the baseline) and once through the platform; the two are interleaved in rounds so that
-drift in machine load hits both alike.
+A real Docker sandbox serves a small MLflow model. The trial's own gateway (which records every
+exchange) stands in front of it in a process of its own, as in a trial's flow run, and the
+platform (its own uvicorn process, SQLite store, token check, rate limit) forwards
+``/trials/{id}/invocations`` to that gateway, as during a trial's observation window. The same
+requests go, at the same concurrency, once straight to the sandbox's model server (the baseline)
+and once through the platform; the two alternate in rounds so that drift in machine load hits
+both alike.
 
     python bench/bench_gateway.py [--requests 400] [--concurrency 8] [--rounds 3]
 """
@@ -13,25 +14,24 @@ drift in machine load hits both alike.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' model helpers
 
 from orchestrator import security  # noqa: E402
-from orchestrator.api.app import create_app  # noqa: E402
 from orchestrator.api.auth import create_user  # noqa: E402
 from orchestrator.backends.docker import DockerBackend  # noqa: E402
-from orchestrator.gateway import Gateway, hash_token  # noqa: E402
+from orchestrator.gateway import hash_token  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.spec import Resources, load_spec  # noqa: E402
 from orchestrator.store import EndpointToken, session_scope  # noqa: E402
@@ -42,6 +42,29 @@ from tests.integration.models import tiny_model  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[0.1, 0.2], [0.9, 0.5]]}}'
 TRIAL = "bench-gateway-1"
+
+
+# The trial's gateway as a trial's flow run holds it: records go to a sink, here one that drops them.
+GATEWAY = """
+import sys, time
+from orchestrator.gateway import Gateway
+tokens = {sys.argv[2]: "developer"}
+gateway = Gateway("bench-gateway-1", sys.argv[1], ["/invocations"], tokens, lambda r: None)
+print(gateway.start(), flush=True)
+time.sleep(3600)
+"""
+
+
+def wait_for(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
 
 
 def free_port() -> int:
@@ -88,17 +111,19 @@ def main() -> None:
         backend = DockerBackend(settings)
         backend.teardown(TRIAL)
         sandbox = backend.provision(TRIAL, Resources(cpus=1.0, memory_mb=1024))
-        trial_gateway = None
-        server = None
+        trial_gateway: subprocess.Popen[str] | None = None
+        server: subprocess.Popen[bytes] | None = None
         try:
             endpoint = backend.deploy(
                 sandbox, load_template("mlflow-pyfunc"), tiny_model(Path(tmp) / "model")
             )
             credential = security.platform_credential(settings.keys_dir, TRIAL)
-            trial_gateway = Gateway(
-                TRIAL, endpoint.url, ["/invocations"], {hash_token(credential): "developer"}, lambda r: None
+            trial_gateway = subprocess.Popen(
+                [sys.executable, "-c", GATEWAY, endpoint.url, hash_token(credential)],
+                stdout=subprocess.PIPE,
+                text=True,
             )
-            gateway_url = trial_gateway.start()
+            gateway_url = (trial_gateway.stdout.readline() if trial_gateway.stdout else "").strip()
             spec = load_spec(ROOT / "examples" / "trials" / "diabetes-risk.yaml")
             publish(settings, TRIAL, spec, state="observing", status="running", gateway_url=gateway_url)
             with session_scope(settings) as db:
@@ -108,11 +133,27 @@ def main() -> None:
                 token, digest = security.new_token("ep")
                 db.add(EndpointToken(trial_id=TRIAL, digest=digest, user_id=user.id))
             port = free_port()
-            config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-            server = uvicorn.Server(config)
-            threading.Thread(target=server.run, daemon=True).start()
-            while not server.started:
-                time.sleep(0.05)
+            env = {
+                **os.environ,
+                "REGSANDBOX_HOME": str(settings.home),
+                "REGSANDBOX_ENDPOINT_RATE_PER_S": "1000000",
+                "REGSANDBOX_ENDPOINT_BURST": "1000000",
+            }
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "orchestrator.api.app:create_app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+            )
+            wait_for(f"http://127.0.0.1:{port}/api/health")
             direct_url = endpoint.url + "/invocations"
             platform_url = f"http://127.0.0.1:{port}/trials/{TRIAL}/invocations"
             load(direct_url, None, 50, args.concurrency)  # warm both paths
@@ -129,10 +170,10 @@ def main() -> None:
                 platform += lat
                 platform_rps.append(rps)
         finally:
-            if server is not None:
-                server.should_exit = True
-            if trial_gateway is not None:
-                trial_gateway.stop()
+            for process in (server, trial_gateway):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
             backend.teardown(TRIAL)
     d_rps, p_rps = statistics.median(direct_rps), statistics.median(platform_rps)
     print(f"requests {args.requests} x {args.rounds} rounds, concurrency {args.concurrency}")
