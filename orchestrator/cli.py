@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -67,6 +68,23 @@ def _use_running_stack() -> None:
     if found is not None:
         os.environ["PREFECT_API_URL"] = found["prefect_api_url"]
         os.environ.setdefault("MLFLOW_TRACKING_URI", found["mlflow_tracking_uri"])
+
+
+def _start_temporary_prefect() -> threading.Thread:
+    """Start Prefect's temporary server in the background; the flow's first call reuses it.
+
+    It takes seconds to start, as do the imports a trial needs: side by side, not one after the
+    other. Prefect keeps one temporary server per process, so the flow finds this one running.
+    """
+
+    def start() -> None:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="prefect-temporary-server", daemon=True)
+    thread.start()
+    return thread
 
 
 def _log_to_file(path: Path) -> None:
@@ -134,16 +152,20 @@ def trial_run(
     loaded = _load_checked(spec)
     _use_running_stack()
     _prepare_environment(quiet_prefect=not verbose)
-    from orchestrator.run import run_trial
-
-    log_file = get_settings().home / "logs" / "trials.log"
-    _log_to_file(log_file)
+    server = None
     if os.environ.get("PREFECT_API_URL"):
         _err(f"running on the Prefect server at {os.environ['PREFECT_API_URL']}")
     else:
         _err(
             "starting a temporary Prefect server (run `regsandbox up`, or set PREFECT_API_URL, to reuse one)"
         )
+        server = _start_temporary_prefect()
+    from orchestrator.run import run_trial  # the flow's heavy imports, while the server starts
+
+    log_file = get_settings().home / "logs" / "trials.log"
+    _log_to_file(log_file)
+    if server is not None:
+        server.join()
     with reporting(TerminalReporter()):
         outcome = run_trial(loaded, backend)
     if as_json:
