@@ -2,15 +2,14 @@
 
 Everything goes through a :class:`Runs` object held by the app (``app.state.runs``), so tests
 and other deployments can put a different one in its place. :class:`PrefectRuns` talks to the
-Prefect server named by ``PREFECT_API_URL``, or else to the one ``regsandbox up`` serves from the
-platform's home. It never starts a temporary server: a web process must not grow one on a
-request, so without a server the API answers 503.
+Prefect server named by ``PREFECT_API_URL`` (environment or Prefect profile), or else to the one
+``regsandbox up`` serves from the platform's home. It never starts a temporary server: a web
+process must not grow one on a request, so without a server the API answers 503.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +28,9 @@ class Runs(Protocol):
         """Create a flow run of the trial deployment for ``spec``; return its id, without waiting."""
         ...
 
-    def cancel(self, flow_run_id: str) -> None:
-        """Ask the flow run to stop (state Cancelling); its hooks tear the sandbox down."""
+    def cancel(self, flow_run_id: str) -> str:
+        """Ask the flow run to stop; return ``cancelling`` (its hooks tear the sandbox down and the
+        run publishes its end) or ``cancelled`` (it had not started: nothing will publish)."""
         ...
 
     def annotate(self, flow_run_id: str, key: str, markdown: str, description: str) -> None:
@@ -41,14 +41,19 @@ class Runs(Protocol):
 class PrefectRuns:
     """:class:`Runs` against a real Prefect server."""
 
-    def __init__(self, settings: Settings, deployment: str = DEPLOYMENT) -> None:
+    def __init__(self, settings: Settings, deployment: str = DEPLOYMENT, api_url: str | None = None) -> None:
         self.settings = settings
         self.deployment = deployment
+        self.api_url = api_url
 
     def _api_url(self) -> str:
-        url = os.environ.get("PREFECT_API_URL")
+        if self.api_url:
+            return self.api_url
+        from prefect.settings import PREFECT_API_URL
+
+        url = PREFECT_API_URL.value()  # the environment, or the active Prefect profile
         if url:
-            return url
+            return str(url)
         from orchestrator.stack import running_stack
 
         found = running_stack(self.settings)
@@ -81,16 +86,20 @@ class PrefectRuns:
             run: Any = run_deployment(self.deployment, parameters={"spec": spec}, timeout=0, as_subflow=False)
         return str(run.id)  # called from sync code, so the run itself, not a coroutine
 
-    def cancel(self, flow_run_id: str) -> None:
+    def cancel(self, flow_run_id: str) -> str:
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.responses import SetStateStatus
+        from prefect.client.schemas.objects import StateType
         from prefect.states import Cancelling
 
         with self._server(), get_client(sync_client=True) as client:
             result: Any = client.set_flow_run_state(flow_run_id, Cancelling())
-            if result.status != SetStateStatus.ACCEPT:
-                reason = getattr(result.details, "reason", None) or result.status.value
-                raise ConflictError(f"flow run {flow_run_id} cannot be cancelled: {reason}")
+        # Prefect turns Cancelling into Cancelled for a run no worker has picked up yet (it reports
+        # that as a rejection), and answers a run cancelled before with its Cancelled state.
+        state = result.state.type if result.state is not None else None
+        if state in (StateType.CANCELLING, StateType.CANCELLED):
+            return "cancelling" if state == StateType.CANCELLING else "cancelled"
+        reason = getattr(result.details, "reason", None) or result.status.value
+        raise ConflictError(f"flow run {flow_run_id} cannot be cancelled: {reason}")
 
     def annotate(self, flow_run_id: str, key: str, markdown: str, description: str) -> None:
         from prefect.client.orchestration import get_client

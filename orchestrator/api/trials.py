@@ -149,8 +149,10 @@ def cancel(db: Session, user: User, trial: Trial, runs: Runs) -> Trial:
     if trial.status in TERMINAL:
         raise ConflictError(f"{target} is {trial.status} already")
     if trial.flow_run_id:
-        runs.cancel(trial.flow_run_id)  # the run ends itself as cancelled and publishes that
+        outcome = runs.cancel(trial.flow_run_id)
         audit.record(db, user.username, "trial_cancel_requested", target, flow_run_id=trial.flow_run_id)
+        if outcome == "cancelled":  # it never started, so no run will publish its end
+            trial.status, trial.finished_at = "cancelled", utcnow()
         return trial
     if trial.status != "submitted":
         raise ConflictError(

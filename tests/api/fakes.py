@@ -15,6 +15,7 @@ class FakeRuns:
     cancelled: list[str] = field(default_factory=list)
     artifacts: list[dict[str, str]] = field(default_factory=list)
     failure: Exception | None = None  # raised by every call when set, like a server that is away
+    cancel_outcome: str = "cancelling"  # a run a worker is executing; "cancelled": not started yet
 
     def start(self, spec: dict[str, Any]) -> str:
         if self.failure:
@@ -23,10 +24,11 @@ class FakeRuns:
         self.started.append((run_id, spec))
         return run_id
 
-    def cancel(self, flow_run_id: str) -> None:
+    def cancel(self, flow_run_id: str) -> str:
         if self.failure:
             raise self.failure
         self.cancelled.append(flow_run_id)
+        return self.cancel_outcome
 
     def annotate(self, flow_run_id: str, key: str, markdown: str, description: str) -> None:
         if self.failure:

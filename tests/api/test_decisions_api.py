@@ -119,9 +119,7 @@ def test_a_decision_is_shown_on_the_trials_flow_run(platform: Platform) -> None:
     assert made["payload"] in shown["markdown"] and made["signature"] in shown["markdown"]
 
 
-def test_prefect_being_away_never_fails_a_decision(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_prefect_being_away_never_fails_a_decision(platform: Platform) -> None:
     platform.runs.failure = ConnectionError("Prefect is away")
     try:
         decide(platform, "reg_th", "B", "approve")
@@ -133,9 +131,9 @@ def test_prefect_being_away_never_fails_a_decision(
         assert decision is not None
         assert publish_decision_to_prefect(trial, decision, runs=FakeRuns(), settings=platform.settings)
         # The real client, against a port where nothing listens: False, and soon.
-        monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+        away = PrefectRuns(platform.settings, api_url="http://127.0.0.1:9/api")
         started = time.monotonic()
-        assert not publish_decision_to_prefect(trial, decision, runs=PrefectRuns(platform.settings))
+        assert not publish_decision_to_prefect(trial, decision, runs=away)
         assert time.monotonic() - started < 30
         trial.flow_run_id = None
         assert not publish_decision_to_prefect(trial, decision, runs=FakeRuns(), settings=platform.settings)

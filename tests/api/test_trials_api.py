@@ -94,10 +94,22 @@ def test_an_administrator_starts_and_cancels_a_run(platform: Platform) -> None:
     assert platform.get("dev_b", f"/api/trials/{trial_id}").json()["id"] == body["id"]
     assert platform.get("dev_b", f"/api/trials/{number}").json()["trial_id"] == trial_id
     assert platform.post("admin", f"/api/trials/{trial_id}/start").status_code == 409
-    assert platform.post("admin", f"/api/trials/{trial_id}/cancel").status_code == 202
+    cancelling = platform.post("admin", f"/api/trials/{trial_id}/cancel")
+    assert (cancelling.status_code, cancelling.json()["status"]) == (202, "running")  # until the run ends
     assert platform.runs.cancelled[-1] == run_id
     actions = {e["action"] for e in platform.get("admin", "/api/audit").json()["events"]}
     assert {"trial_submitted", "trial_started", "trial_cancel_requested"} <= actions
+
+
+def test_a_run_no_worker_took_yet_is_cancelled_at_once(platform: Platform) -> None:
+    number = str(submit(platform, "admin", example_spec(name="never-picked-up")).json()["id"])
+    platform.post("admin", f"/api/trials/{number}/start")
+    platform.runs.cancel_outcome = "cancelled"
+    try:
+        cancelled = platform.post("admin", f"/api/trials/{number}/cancel").json()
+    finally:
+        platform.runs.cancel_outcome = "cancelling"
+    assert (cancelled["status"], cancelled["finished_at"] is not None) == ("cancelled", True)
 
 
 def test_a_submission_is_cancelled_without_a_run(platform: Platform) -> None:
