@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.api.access import can_see, deny, hide, require, visible_trials
 from orchestrator.api.runs import Runs
+from orchestrator.data.contract_suites import is_contract_file, load_contract
 from orchestrator.errors import ConflictError, DataError, SpecError
 from orchestrator.records import utcnow
 from orchestrator.spec import ApprovedData, TrialSpec, parse_spec
@@ -30,7 +31,7 @@ MAX_REF = 64
 def find_trial(db: Session, ref: str) -> Trial | None:
     if ref.isdigit() and len(ref) < 10:
         return db.get(Trial, int(ref))
-    return find(db, ref[:MAX_REF]) if len(ref) <= MAX_REF else None
+    return find(db, ref) if len(ref) <= MAX_REF else None
 
 
 def visible_trial(db: Session, user: User, ref: str, action: str) -> Trial:
@@ -55,8 +56,12 @@ def verdicts_for(user: User, trial: Trial) -> dict[str, Any]:
 
 
 def is_open(trial: Trial) -> bool:
-    """Whether the trial's endpoint takes developer traffic now."""
-    if trial.status != "running" or trial.state not in OPEN_STATES:
+    """Whether the trial's endpoint takes developer traffic now.
+
+    The lifecycle's state decides, not ``status``: a run started from the Prefect UI publishes
+    its states to a row the API never marked running.
+    """
+    if trial.status in TERMINAL or trial.state not in OPEN_STATES:
         return False
     return trial.open_until is None or as_utc(trial.open_until) > utcnow()
 
@@ -73,8 +78,6 @@ def _host_paths(spec: TrialSpec) -> list[str]:
     ]
     if "://" not in spec.model.uri and not spec.model.uri.startswith(("models:", "runs:")):
         named.append(("model.uri", spec.model.uri))
-    from orchestrator.data.contract_suites import is_contract_file
-
     if is_contract_file(spec.data.contract):
         named.append(("data.expectations", spec.data.contract))
     for field, path in named:
@@ -85,7 +88,6 @@ def _host_paths(spec: TrialSpec) -> list[str]:
 
 def check_spec(data: Any) -> TrialSpec:
     """What ``regsandbox trial validate`` checks, for a spec sent as JSON; SpecError lists problems."""
-    from orchestrator.data.contract_suites import load_contract
     from orchestrator.preflight import preflight
 
     spec = parse_spec(data, SOURCE)

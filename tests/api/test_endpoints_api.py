@@ -50,3 +50,19 @@ def test_the_endpoint_is_the_sponsors(platform: Platform) -> None:
     assert platform.get("reg_sg", f"/api/trials/{platform.refs['OA']}/endpoint").status_code == 403
     assert platform.get("dev_b", f"/api/trials/{platform.refs['OA']}/endpoint").status_code == 404
     assert platform.get("admin", f"/api/trials/{platform.refs['OA']}/endpoint").status_code == 200
+
+
+def test_a_run_started_in_the_prefect_ui_is_open_by_its_state(platform: Platform) -> None:
+    # Its row was created by the run's own first transition, never marked running by the API.
+    with session_scope(platform.settings) as db:
+        db.add(
+            Trial(
+                trial_id="acme-from-ui-5e5e5e5e",
+                name="acme-from-ui",
+                sponsor=SPONSOR_A,
+                jurisdictions=["SG"],
+                spec=example_spec(),
+                state="deployed",
+            )
+        )
+    assert platform.post("dev_a", "/api/trials/acme-from-ui-5e5e5e5e/endpoint-tokens").status_code == 201
