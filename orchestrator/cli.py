@@ -28,9 +28,11 @@ app = typer.Typer(
 trial_app = typer.Typer(help="Validate and run sandbox trials.", no_args_is_help=True)
 report_app = typer.Typer(help="Verify and compare exit reports.", no_args_is_help=True)
 policy_app = typer.Typer(help="Inspect jurisdiction policy profiles.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the platform's audit log.", no_args_is_help=True)
 app.add_typer(trial_app, name="trial")
 app.add_typer(report_app, name="report")
 app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
 
 SpecPath = Annotated[Path, typer.Argument(help="Trial spec (YAML).", show_default=False)]
 
@@ -351,6 +353,32 @@ def reap(
             + ("" if result.verified else f", {len(result.remaining)} remain")
         )
     typer.echo(f"{len(results)} orphaned sandbox(es) removed")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain: exit 0 when intact, 1 naming the first record that is not.
+
+    Reads the platform database of REGSANDBOX_DATABASE_URL, else platform.db under REGSANDBOX_HOME.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.settings import get_settings
+    from orchestrator.store import audit, database_url, session_scope
+
+    settings = get_settings()
+    where = make_url(database_url(settings)).render_as_string(hide_password=True)
+    try:
+        with session_scope(settings) as db:
+            check = audit.verify(db)
+    except SQLAlchemyError as exc:
+        _err(f"cannot read the audit log in {where}: {exc}")
+        raise typer.Exit(2) from exc
+    if not check.intact:
+        _err(f"NOT INTACT: audit record seq {check.first_bad}: {check.reason} ({where})")
+        raise typer.Exit(1)
+    typer.echo(f"intact: {check.records} audit record(s), hash chain verified ({where})")
 
 
 def main() -> None:  # the console script

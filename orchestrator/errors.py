@@ -90,3 +90,11 @@ class RateLimitedError(RegSandboxError, RuntimeError):
 
 class ConflictError(RegSandboxError, ValueError):
     """The request is well formed but the state forbids it (a trial already started, a window closed)."""
+
+
+class UnavailableError(RegSandboxError, ConnectionError):
+    """A service the platform relies on (the Prefect server) does not answer or is not configured."""
+
+
+class TooLargeError(RegSandboxError, ValueError):
+    """An upload or request body exceeds the platform's limit."""

@@ -1,7 +1,8 @@
-"""Shared fixtures: an isolated platform home per test session, and the Docker engine gate.
+"""Shared fixtures: an isolated platform home per test session, and the Docker and PostgreSQL gates.
 
-Docker-backed tests skip when no engine answers, except where ``REGSANDBOX_REQUIRE_DOCKER=1``
-(CI): there a missing engine is a failure, so the real-engine tests can never silently vanish.
+Docker-backed tests skip when no engine answers, and PostgreSQL-backed tests when no server
+binaries are installed, except where ``REGSANDBOX_REQUIRE_DOCKER=1`` (CI): there a missing engine
+or server is a failure, so the real-component tests can never silently vanish.
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from orchestrator.settings import Settings, get_settings
+from tests.postgres import PostgresCluster, server_binaries
+
+
+def _missing(what: str) -> NoReturn:
+    if os.environ.get("REGSANDBOX_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"REGSANDBOX_REQUIRE_DOCKER=1 but {what}")
+    pytest.skip(what)
 
 
 def _docker_client():  # type: ignore[no-untyped-def]
@@ -23,14 +32,28 @@ def _docker_client():  # type: ignore[no-untyped-def]
         client.ping()
         return client
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        if os.environ.get("REGSANDBOX_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"REGSANDBOX_REQUIRE_DOCKER=1 but no Docker engine answers: {exc}")
-        pytest.skip(f"no Docker engine answers: {exc}")
+        _missing(f"no Docker engine answers: {exc}")
 
 
 @pytest.fixture(scope="session")
 def docker_client():  # type: ignore[no-untyped-def]
     return _docker_client()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL server for the session (``create_database()`` gives a fresh URL)."""
+    bindir = server_binaries()
+    if bindir is None:
+        _missing("no PostgreSQL server binaries (initdb, postgres) are installed")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        cluster.stop()
+        _missing(f"a PostgreSQL server could not be started: {exc}")
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,19 @@
 
 Administrators see every trial; a developer sees the trials of its sponsor; a regulator sees the
 trials that name its jurisdiction. Everything else is refused, and a refusal reads the same as a
-trial that does not exist, so nobody learns of another sponsor's trials by probing ids.
+trial that does not exist, so nobody learns of another sponsor's trials by probing ids. Each
+refusal is an audit event, written apart from the request's transaction, which is rolled back.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from typing import NoReturn
 
-from orchestrator.errors import AccessDeniedError
-from orchestrator.store import Trial, User
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import AccessDeniedError, NotFoundError
+from orchestrator.store import Trial, User, audit
 
 
 def can_see(user: User, trial: Trial) -> bool:
@@ -25,7 +29,7 @@ def can_see(user: User, trial: Trial) -> bool:
 
 def visible_trials(user: User) -> Select[Trial]:
     """The trials ``user`` may list, newest first (JSON membership is checked in Python for SQLite)."""
-    query = select(Trial).order_by(Trial.submitted_at.desc())
+    query = select(Trial).order_by(Trial.submitted_at.desc(), Trial.id.desc())
     if user.role == "developer":
         query = query.where(Trial.sponsor == user.sponsor)
     return query
@@ -34,3 +38,21 @@ def visible_trials(user: User) -> Select[Trial]:
 def require_role(user: User, *roles: str) -> None:
     if user.role not in roles:
         raise AccessDeniedError(f"this needs the {' or '.join(roles)} role")
+
+
+def require(db: Session, user: User, action: str, target: str, *roles: str) -> None:
+    """``require_role``, with the refusal recorded in the audit log."""
+    if user.role not in roles:
+        deny(db, user, action, target, f"this needs the {' or '.join(roles)} role")
+
+
+def deny(db: Session, user: User, action: str, target: str, reason: str) -> NoReturn:
+    audit.record_apart(db, user.username, "access_denied", target, attempted=action, reason=reason)
+    raise AccessDeniedError(reason)
+
+
+def hide(db: Session, user: User, action: str, target: str, exists: bool) -> NoReturn:
+    """Answer as if ``target`` did not exist; a probe of something that does exist is recorded."""
+    if exists:
+        audit.record_apart(db, user.username, "access_denied", target, attempted=action, reason="not visible")
+    raise NotFoundError(f"no {target.split(':')[0]} {target.split(':', 1)[-1]!r}")

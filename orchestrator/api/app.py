@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from orchestrator.api.limits import VERIFY_LIMIT, BodyLimit
+from orchestrator.api.runs import PrefectRuns, Runs
 from orchestrator.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -20,6 +22,8 @@ from orchestrator.errors import (
     RateLimitedError,
     RegSandboxError,
     SpecError,
+    TooLargeError,
+    UnavailableError,
 )
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import engine
@@ -38,12 +42,17 @@ def status_for(exc: RegSandboxError) -> int:
         return 409
     if isinstance(exc, RateLimitedError):
         return 429
+    if isinstance(exc, TooLargeError):
+        return 413
+    if isinstance(exc, UnavailableError):
+        return 503
     if isinstance(exc, ValueError):
         return 422
     return 400
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, runs: Runs | None = None) -> FastAPI:
+    """The platform app; ``runs`` replaces the Prefect server the trials run on (tests give a fake)."""
     settings = settings or get_settings()
     settings.ensure_dirs()
     engine(settings)  # creates the tables on first use, before the first request
@@ -62,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
     )
     app.state.settings = settings
+    app.state.runs = runs or PrefectRuns(settings)
+    app.add_middleware(BodyLimit, per_path={"/api/reports/verify": VERIFY_LIMIT})
 
     @app.exception_handler(RegSandboxError)
     async def refused(request: Request, exc: RegSandboxError) -> JSONResponse:

@@ -16,6 +16,7 @@ from orchestrator import security
 from orchestrator.errors import AuthenticationError, ConflictError
 from orchestrator.records import utcnow
 from orchestrator.store import ROLES, ApiToken, User, WebSession, audit
+from orchestrator.store.db import as_utc
 
 SESSION_HOURS = 12
 BOOTSTRAP_ADMIN = "admin"
@@ -56,7 +57,7 @@ def start_session(db: Session, user: User) -> str:
 
 def session_for(db: Session, secret: str) -> tuple[User, WebSession]:
     found = db.scalars(select(WebSession).where(WebSession.digest == security.digest(secret))).first()
-    if found is None or found.expires_at.replace(tzinfo=dt.UTC) < utcnow():
+    if found is None or as_utc(found.expires_at) < utcnow():
         raise AuthenticationError("not signed in, or the session expired")
     user = db.get(User, found.user_id)
     if user is None or not user.active:

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from orchestrator.records import utcnow
+from orchestrator.store.db import as_utc
 from orchestrator.store.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -38,8 +39,9 @@ def _digest(prev_hash: str, seq: int, at: str, actor: str, action: str, target: 
 
 
 def _stamp(event: AuditEvent) -> str:
-    # One spelling of the time, whatever the database gives back (SQLite drops the zone).
-    return event.at.replace(tzinfo=None).isoformat(timespec="microseconds")
+    # One spelling of the time, whatever the database gives back (SQLite drops the zone,
+    # PostgreSQL answers in the session's zone).
+    return as_utc(event.at).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def record(session: Session, actor: str, action: str, target: str = "", **detail: Any) -> AuditEvent:

@@ -6,6 +6,7 @@ platform keeps ``platform.db`` in its home. Tables are created on first use.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,9 +35,16 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # Sessions in UTC: timestamps then read back with the zone they were written in, whatever
+        # the server's TimeZone, so hashes over them (the audit chain) and comparisons hold.
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
     Base.metadata.create_all(engine)
     return engine
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite returns them naive, in UTC)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def engine(settings: Settings) -> Engine:

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 
 def include_routes(app: FastAPI) -> None:
-    from orchestrator.api.routes import auth
+    from orchestrator.api.routes import audit, auth, decisions, endpoints, reports, trials, users
 
-    app.include_router(auth.router)
+    for module in (auth, users, trials, endpoints, reports, decisions, audit):
+        app.include_router(module.router)

@@ -1,0 +1,140 @@
+"""Regulators' decisions: signed new records (seq 1, 2 ...), verifiable offline and on the platform,
+shown on the trial's Prefect run when Prefect answers and recorded all the same when it does not."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from sqlalchemy import text
+
+from orchestrator.api.decisions import publish_decision_to_prefect
+from orchestrator.api.runs import PrefectRuns
+from orchestrator.store import Decision, Trial, engine, session_scope
+from tests.api.conftest import SPONSOR_A, Platform, example_spec
+from tests.api.fakes import FakeRuns
+
+
+def decide(platform: Platform, who: str, key: str, decision: str = "reject", comment: str = "") -> dict:
+    response = platform.post(
+        who, f"/api/trials/{platform.refs[key]}/decisions", json={"decision": decision, "comment": comment}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_decisions_are_new_signed_records(platform: Platform) -> None:
+    first = decide(platform, "reg_th", "B", "approve_with_conditions", "recalibrate for Thai BMI cut-points")
+    second = decide(platform, "reg_th", "B", "reject", "conditions not met")
+    assert (first["seq"], second["seq"]) == (1, 2)
+    payload = json.loads(second["payload"])
+    report = platform.get("reg_th", f"/api/trials/{platform.refs['B']}/report/json").content
+    assert payload == {
+        "schema": "regsandbox/decision/v1",
+        "trial_id": platform.refs["B"],
+        "jurisdiction": "TH",
+        "seq": 2,
+        "decision": "reject",
+        "comment": "conditions not met",
+        "regulator": "reg_th",
+        "report_sha256": hashlib.sha256(report).hexdigest(),
+        "at": payload["at"],
+    }
+    # Anyone with the issuer's public key checks it without the platform.
+    issuer = platform.get("reg_th", "/api/reports/issuer-key").json()
+    assert second["key_fingerprint"] == issuer["fingerprint"]
+    key = load_pem_public_key(issuer["public_key_pem"].encode())
+    assert isinstance(key, Ed25519PublicKey)
+    key.verify(base64.b64decode(second["signature"]), second["payload"].encode())
+    listed = platform.get("admin", f"/api/trials/{platform.refs['B']}/decisions").json()
+    assert [(d["jurisdiction"], d["seq"]) for d in listed][-2:] == [("TH", 1), ("TH", 2)]
+
+
+def test_each_regulator_lists_its_own_decisions(platform: Platform) -> None:
+    decide(platform, "reg_sg", "A", "approve")
+    assert {
+        d["jurisdiction"]
+        for d in platform.get("reg_sg", f"/api/trials/{platform.refs['A']}/decisions").json()
+    } == {"SG"}
+    assert platform.get("dev_a", f"/api/trials/{platform.refs['A']}/decisions").status_code == 200
+
+
+def test_platform_verification_catches_a_changed_column(platform: Platform) -> None:
+    made = decide(platform, "reg_sg", "A", "reject", "subgroup gaps")
+    check = platform.get("reg_sg", f"/api/decisions/{made['id']}/verify").json()
+    assert (check["intact"], check["problem"]) == (True, None)
+    assert platform.get("reg_th", f"/api/decisions/{made['id']}/verify").status_code == 404
+    with engine(platform.settings).begin() as conn:
+        conn.execute(text("UPDATE decisions SET decision = 'approve' WHERE id = :id"), {"id": made["id"]})
+    check = platform.get("admin", f"/api/decisions/{made['id']}/verify").json()
+    assert check["intact"] is False
+    assert check["problem"] == "record differs from its signed payload in: decision"
+
+
+def test_no_decision_before_a_report_nor_on_a_report_that_does_not_verify(platform: Platform) -> None:
+    refused = platform.post(
+        "reg_sg", f"/api/trials/{platform.refs['OA']}/decisions", json={"decision": "approve"}
+    )
+    assert refused.status_code == 409
+    tampered = "tampered-report-3c3c3c3c"
+    folder = platform.settings.reports_dir / tampered
+    shutil.copytree(platform.settings.reports_dir / platform.refs["A"], folder)
+    data = (folder / "report.json").read_bytes()
+    (folder / "report.json").write_bytes(data.replace(b'"status":"completed"', b'"status":"completed" ', 1))
+    with session_scope(platform.settings) as db:
+        db.add(
+            Trial(
+                trial_id=tampered,
+                name="tampered",
+                sponsor=SPONSOR_A,
+                jurisdictions=["SG"],
+                spec=example_spec(),
+            )
+        )
+    refused = platform.post("reg_sg", f"/api/trials/{tampered}/decisions", json={"decision": "approve"})
+    assert refused.status_code == 409
+    assert "does not verify" in refused.json()["error"]
+
+
+@pytest.mark.parametrize("body", [{"decision": "maybe"}, {"decision": "approve", "comment": "x" * 4001}, {}])
+def test_malformed_decisions_are_422(platform: Platform, body: dict) -> None:
+    assert (
+        platform.post("reg_sg", f"/api/trials/{platform.refs['A']}/decisions", json=body).status_code == 422
+    )
+
+
+def test_a_decision_is_shown_on_the_trials_flow_run(platform: Platform) -> None:
+    made = decide(platform, "reg_th", "B", "approve", "ok")
+    shown = platform.runs.artifacts[-1]
+    with session_scope(platform.settings) as db:
+        flow_run_id = db.query(Trial).filter_by(trial_id=platform.refs["B"]).one().flow_run_id
+    assert shown["flow_run_id"] == flow_run_id
+    assert shown["key"] == f"decision-{platform.refs['B']}-th"
+    assert made["payload"] in shown["markdown"] and made["signature"] in shown["markdown"]
+
+
+def test_prefect_being_away_never_fails_a_decision(platform: Platform) -> None:
+    platform.runs.failure = ConnectionError("Prefect is away")
+    try:
+        decide(platform, "reg_th", "B", "approve")
+    finally:
+        platform.runs.failure = None
+    with session_scope(platform.settings) as db:
+        trial = db.query(Trial).filter_by(trial_id=platform.refs["B"]).one()
+        decision = db.query(Decision).filter_by(trial_id=trial.trial_id).first()
+        assert decision is not None
+        assert publish_decision_to_prefect(trial, decision, runs=FakeRuns(), settings=platform.settings)
+        # The real client, against a port where nothing listens: False, and soon.
+        away = PrefectRuns(platform.settings, api_url="http://127.0.0.1:9/api")
+        started = time.monotonic()
+        assert not publish_decision_to_prefect(trial, decision, runs=away)
+        assert time.monotonic() - started < 30
+        trial.flow_run_id = None
+        assert not publish_decision_to_prefect(trial, decision, runs=FakeRuns(), settings=platform.settings)
+        db.rollback()
