@@ -20,12 +20,12 @@ from sqlalchemy import select
 
 from orchestrator import security
 from orchestrator.api.deps import DbSession, SettingsDep
+from orchestrator.api.trials import is_open
 from orchestrator.errors import AuthenticationError, ConflictError, NotFoundError, RateLimitedError
 from orchestrator.store import EndpointToken, audit
 from orchestrator.store.trials import find
 
 router = APIRouter(tags=["endpoint"])
-OPEN_STATES = ("deployed", "observing")
 
 
 @dataclass
@@ -88,7 +88,7 @@ async def forward(
     trial = find(db, trial_id)
     if trial is None:
         raise NotFoundError(f"no trial {trial_id}")
-    if trial.state not in OPEN_STATES or not trial.gateway_url:
+    if not is_open(trial) or not trial.gateway_url:
         audit.record_apart(db, "endpoint", "endpoint_refused", f"trial:{trial_id}", reason="closed")
         raise ConflictError(f"trial {trial_id}'s endpoint is not open (state {trial.state})")
     if not limiter.allow(digest, settings.endpoint_rate_per_s, settings.endpoint_burst):
