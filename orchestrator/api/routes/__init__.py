@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 
 def include_routes(app: FastAPI) -> None:
+    from orchestrator.api.portal import mount as mount_portal
     from orchestrator.api.routes import auth
 
     app.include_router(auth.router)
+    mount_portal(app)
