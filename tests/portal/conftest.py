@@ -47,20 +47,32 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield anonymous
 
 
-@pytest.fixture()
-def signed_in(app: FastAPI) -> Iterator[Callable[[str], TestClient]]:
-    """A browser of its own for each person, signed in through the form."""
-    opened: list[TestClient] = []
+class Browsers:
+    """One signed-in browser per person and module (signing in hashes a password: slow on purpose)."""
 
-    def open_as(username: str) -> TestClient:
-        browser = TestClient(app)
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.kept: dict[str, TestClient] = {}
+        self.opened: list[TestClient] = []
+
+    def __call__(self, username: str, fresh: bool = False) -> TestClient:
+        if username in self.kept and not fresh:
+            return self.kept[username]
+        browser = TestClient(self.app)
         response = sign_in(browser, username)
         assert response.status_code == 303, response.text
-        opened.append(browser)
+        self.opened.append(browser)
+        if not fresh:
+            self.kept[username] = browser
         return browser
 
-    yield open_as
-    for browser in opened:
+
+@pytest.fixture(scope="module")
+def signed_in(app: FastAPI) -> Iterator[Callable[..., TestClient]]:
+    """``signed_in(name)``: that person's browser; ``fresh=True`` for a session the test may end."""
+    browsers = Browsers(app)
+    yield browsers
+    for browser in browsers.opened:
         browser.close()
 
 

@@ -14,7 +14,7 @@ from orchestrator.settings import Settings
 from orchestrator.store import AuditEvent, WebSession, session_scope
 from tests.portal.seed import PASSWORD, form_value, sign_in
 
-Open = Callable[[str], TestClient]
+Open = Callable[..., TestClient]
 
 
 def _set_cookie(response, name: str) -> str:  # type: ignore[no-untyped-def]
@@ -106,7 +106,7 @@ def test_after_sign_in_only_portal_pages_are_returned_to(
 
 
 def test_sign_out_needs_the_session_csrf_token(signed_in: Open, settings: Settings) -> None:
-    browser = signed_in("sg-reg")
+    browser = signed_in("sg-reg", fresh=True)
     secret = browser.cookies[SESSION_COOKIE]
     refused = browser.post("/portal/logout", data={"csrf": "wrong"}, follow_redirects=False)
     assert refused.status_code == 403
@@ -114,7 +114,7 @@ def test_sign_out_needs_the_session_csrf_token(signed_in: Open, settings: Settin
     token = form_value(browser.get("/portal/").text, "csrf")
     response = browser.post("/portal/logout", data={"csrf": token}, follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (303, "/portal/login?signed_out=1")
-    assert 'Max-Age=0' in _set_cookie(response, SESSION_COOKIE)
+    assert "Max-Age=0" in _set_cookie(response, SESSION_COOKIE)
     assert _only(browser, secret).get("/portal/", follow_redirects=False).status_code == 303  # row gone
     with session_scope(settings) as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.actor == "sg-reg"))]
