@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import pytest
 from fastapi import FastAPI
@@ -11,7 +13,7 @@ from sqlalchemy import select
 
 from orchestrator.api.deps import SESSION_COOKIE
 from orchestrator.settings import Settings
-from orchestrator.store import AuditEvent, WebSession, session_scope
+from orchestrator.store import AuditEvent, User, WebSession, session_scope
 from tests.portal.seed import PASSWORD, form_value, sign_in
 
 Open = Callable[..., TestClient]
@@ -131,3 +133,52 @@ def test_pages_forbid_script_framing_and_caching(signed_in: Open) -> None:
     css = response.text.split('rel="stylesheet" href="')[1].split('"')[0]
     sheet = signed_in("admin1").get(css)
     assert sheet.status_code == 200 and sheet.headers["content-type"].startswith("text/css")
+
+
+def test_a_sign_in_is_committed_before_the_redirect_leaves(
+    client: TestClient, app: FastAPI, settings: Settings
+) -> None:
+    # A browser follows the redirect at once: the session must exist by the time the 303 is sent.
+    form = client.get("/portal/login")
+    body = urlencode(
+        {"username": "acme-dev", "password": PASSWORD, "signin_token": form_value(form.text, "signin_token")}
+    )
+    cookie = f"regsandbox_signin={client.cookies['regsandbox_signin']}"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/portal/login",
+        "raw_path": b"/portal/login",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cookie", cookie.encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    sessions_when_sent: list[int] = []
+
+    def sessions_of_acme_dev() -> int:
+        with session_scope(settings) as db:
+            user = db.scalars(select(User).where(User.username == "acme-dev")).one()
+            return len(db.scalars(select(WebSession).where(WebSession.user_id == user.id)).all())
+
+    before = sessions_of_acme_dev()
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body.encode(), "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 303
+            sessions_when_sent.append(sessions_of_acme_dev())
+
+    asyncio.run(app(scope, receive, send))
+    assert sessions_when_sent == [before + 1]

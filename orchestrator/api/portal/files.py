@@ -13,9 +13,17 @@ import hashlib
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from orchestrator.api.deps import DbSession, SettingsDep
+from orchestrator.api.deps import SettingsDep
 from orchestrator.api.portal.views import FILES, Kind, report_dir, visible_trial
-from orchestrator.api.portal.web import CSS_NAME, ViewerDep, css_bytes, not_found, refused, security_headers
+from orchestrator.api.portal.web import (
+    CSS_NAME,
+    PortalDb,
+    ViewerDep,
+    css_bytes,
+    not_found,
+    refused,
+    security_headers,
+)
 from orchestrator.reports.writer import HTML_NAME
 from orchestrator.store import audit
 
@@ -28,7 +36,7 @@ REPORT_CSP = (
 
 @router.get("/trials/{trial_id}/report")
 def read_report(
-    request: Request, db: DbSession, settings: SettingsDep, viewer: ViewerDep, trial_id: str
+    request: Request, db: PortalDb, settings: SettingsDep, viewer: ViewerDep, trial_id: str
 ) -> Response:
     trial = visible_trial(db, viewer, trial_id)
     if trial is None:
@@ -52,7 +60,7 @@ def read_report(
 @router.get("/trials/{trial_id}/download/{kind}")
 def download(
     request: Request,
-    db: DbSession,
+    db: PortalDb,
     settings: SettingsDep,
     viewer: ViewerDep,
     trial_id: str,

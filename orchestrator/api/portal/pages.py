@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from orchestrator.api.deps import DbSession, SettingsDep
+from orchestrator.api.deps import SettingsDep
 from orchestrator.api.portal.actions import COMMENT_MAX, decision_error, record_decision
 from orchestrator.api.portal.views import (
     TrialPage,
@@ -17,7 +17,17 @@ from orchestrator.api.portal.views import (
     trials_for,
     visible_trial,
 )
-from orchestrator.api.portal.web import Viewer, ViewerDep, csrf_ok, not_found, redirect, refused, render, url
+from orchestrator.api.portal.web import (
+    PortalDb,
+    Viewer,
+    ViewerDep,
+    csrf_ok,
+    not_found,
+    redirect,
+    refused,
+    render,
+    url,
+)
 from orchestrator.errors import ConflictError
 from orchestrator.store import DECISIONS, audit
 
@@ -25,7 +35,7 @@ router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse)
-def trials(request: Request, db: DbSession, viewer: ViewerDep) -> Response:
+def trials(request: Request, db: PortalDb, viewer: ViewerDep) -> Response:
     rows = trials_for(db, viewer)
     return render(request, "trials.html.j2", viewer, title="Trials", nav="trials", trials=rows)
 
@@ -58,7 +68,7 @@ def _show(
         viewer,
         status_code=status_code,
         title=f"Trial {trial.name}",
-        nav="trials",
+        nav="trial",
         page=page,
         trial=trial,
         report=report,
@@ -79,7 +89,7 @@ def _show(
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
 def trial(
     request: Request,
-    db: DbSession,
+    db: PortalDb,
     settings: SettingsDep,
     viewer: ViewerDep,
     trial_id: str,
@@ -99,7 +109,7 @@ def trial(
 @router.post("/trials/{trial_id}/decision", response_class=HTMLResponse)
 def decide(
     request: Request,
-    db: DbSession,
+    db: PortalDb,
     settings: SettingsDep,
     viewer: ViewerDep,
     trial_id: str,

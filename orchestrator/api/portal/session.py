@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from orchestrator import security
 from orchestrator.api import auth
-from orchestrator.api.deps import SESSION_COOKIE, DbSession
+from orchestrator.api.deps import SESSION_COOKIE
 from orchestrator.api.portal.web import (
+    PortalDb,
     SignInRequired,
     ViewerDep,
     csrf_ok,
@@ -69,7 +70,7 @@ def _form(request: Request, next_path: str, status_code: int = 200, **context: o
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, db: DbSession, next: str = "", signed_out: bool = False) -> Response:
+def login_form(request: Request, db: PortalDb, next: str = "", signed_out: bool = False) -> Response:
     # Shown even to a signed-in browser: signing in as someone else must not need a sign-out first.
     notice = "You have signed out." if signed_out else None
     try:
@@ -84,7 +85,7 @@ def login_form(request: Request, db: DbSession, next: str = "", signed_out: bool
 @router.post("/login", response_class=HTMLResponse)
 def login(
     request: Request,
-    db: DbSession,
+    db: PortalDb,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
     signin_token: Annotated[str, Form(max_length=64)] = "",
@@ -131,7 +132,7 @@ def login(
 @router.post("/logout", response_class=HTMLResponse)
 def logout(
     request: Request,
-    db: DbSession,
+    db: PortalDb,
     viewer: ViewerDep,
     csrf: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:

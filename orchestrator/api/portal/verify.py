@@ -20,14 +20,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from orchestrator.api.deps import DbSession, SettingsDep
+from orchestrator.api.access import can_see
+from orchestrator.api.deps import SettingsDep
 from orchestrator.api.portal.views import TRIAL_ID, public_key_path, report_dir, visible_trial
-from orchestrator.api.portal.web import Viewer, ViewerDep, csrf_ok, refused, render
+from orchestrator.api.portal.web import PortalDb, Viewer, ViewerDep, csrf_ok, refused, render
 from orchestrator.reports.model import ExitReport, ReportIntegrityError, parse_report
 from orchestrator.reports.signing import public_key_fingerprint, verification_problem
 from orchestrator.reports.writer import JSON_NAME, SIGNATURE_NAME
 from orchestrator.settings import Settings
 from orchestrator.store import audit
+from orchestrator.store.trials import find
 
 router = APIRouter()
 REPORT_MAX = 16 * 1024 * 1024  # a demo-size report is about 40 kB; generous for large evidence tables
@@ -57,6 +59,7 @@ def _show(
         fingerprint=public_key_fingerprint(settings.keys_dir),
         outcome=context.pop("outcome", None),
         error=context.pop("error", None),
+        trial_link=context.pop("trial_link", None),
         report_max_mb=REPORT_MAX // (1024 * 1024),
     )
 
@@ -97,7 +100,7 @@ def _check(db: Session, settings: Settings, viewer: Viewer, data: bytes, signatu
             return Outcome(False, _short(problem), digest, report, "uploaded signature")
         return Outcome(
             True,
-            "Intact: the signature matches these bytes and this platform's key.",
+            "The signature matches these bytes and this platform's key.",
             digest,
             report,
             "uploaded signature",
@@ -134,7 +137,7 @@ def _check(db: Session, settings: Settings, viewer: Viewer, data: bytes, signatu
         )
     return Outcome(
         True,
-        f"Intact: these bytes are exactly the signed report stored for trial {trial_id}.",
+        f"These bytes are exactly the signed report stored for trial {trial_id}.",
         digest,
         report,
         "stored report",
@@ -142,9 +145,7 @@ def _check(db: Session, settings: Settings, viewer: Viewer, data: bytes, signatu
 
 
 @router.post("/verify", response_class=HTMLResponse)
-async def verify_upload(
-    request: Request, db: DbSession, settings: SettingsDep, viewer: ViewerDep
-) -> Response:
+async def verify_upload(request: Request, db: PortalDb, settings: SettingsDep, viewer: ViewerDep) -> Response:
     declared = request.headers.get("content-length", "")
     if not declared.isdigit():
         return _show(
@@ -210,4 +211,8 @@ def _answer(
         against=outcome.against,
         size=len(data),
     )
-    return _show(request, viewer, settings, outcome=outcome)
+    report = outcome.report
+    trial = find(db, report.trial_id) if report and TRIAL_ID.match(report.trial_id) else None
+    # A way on to the trial's page, for those who may see it; for others the file speaks for itself.
+    link = trial.trial_id if trial is not None and can_see(viewer.user, trial) else None
+    return _show(request, viewer, settings, outcome=outcome, trial_link=link)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator import security
 from orchestrator.api import auth
-from orchestrator.api.deps import SESSION_COOKIE, DbSession
+from orchestrator.api.deps import SESSION_COOKIE, get_db
 from orchestrator.errors import AuthenticationError
 from orchestrator.reports.formatting import fmt_num, fmt_time
 from orchestrator.reports.i18n import jurisdiction_name
@@ -41,6 +41,9 @@ PAGE_CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 R = TypeVar("R", bound=Response)
+# Committed before the response leaves: a browser follows a redirect at once, and the page it lands
+# on must see what the form just wrote (the default "request" scope commits after sending).
+PortalDb = Annotated[Session, Depends(get_db, scope="function")]
 
 
 class SignInRequired(Exception):
@@ -85,7 +88,7 @@ def safe_next(request: Request, value: str | None) -> str:
     return value
 
 
-def current_viewer(request: Request, db: DbSession) -> Viewer:
+def current_viewer(request: Request, db: PortalDb) -> Viewer:
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         try:
@@ -142,6 +145,21 @@ def _iso(value: dt.datetime | None) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
 
 
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    return f"{count / 1024:.1f} kB" if count < 10 * 1024 else f"{count / 1024:,.0f} kB"
+
+
+def _exact(value: Any) -> str:
+    """A value as the signed JSON spells it, so the page can be compared with the file digit by digit."""
+    if value is None:
+        return "—"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_exact(v) for v in value) + "]"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(
@@ -158,7 +176,8 @@ def environment() -> Environment:
         verdict_text=lambda v: VERDICT_TEXT.get(v, str(v)),
         decision_text=lambda d: DECISION_TEXT.get(d, str(d)),
         country=lambda code: jurisdiction_name(code, "en"),
-        size=lambda n: f"{n:,} bytes" if n < 10_000 else f"{n / 1024:,.0f} kB",
+        size=_size,
+        exact=_exact,
     )
     return env
 
