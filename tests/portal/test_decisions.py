@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -17,9 +19,9 @@ from orchestrator.api.portal.actions import decision_problem
 from orchestrator.reports.signing import PUBLIC_KEY_NAME
 from orchestrator.reports.writer import JSON_NAME
 from orchestrator.settings import Settings
-from orchestrator.store import AuditEvent, Decision, session_scope
+from orchestrator.store import AuditEvent, Decision, User, session_scope
 from tests.portal.conftest import report_file
-from tests.portal.seed import ACME_PENDING, form_value, sign_in
+from tests.portal.seed import ACME_PENDING, SG_ONLY, form_value, sign_in
 
 Open = Callable[[str], TestClient]
 
@@ -171,3 +173,35 @@ def test_a_regulator_sees_only_its_own_jurisdictions_decisions(
         "Thailand · number" not in sg_page and "No decision has been recorded for Singapore yet." in sg_page
     )
     assert "Thailand · number" in signed_in("admin1").get(f"/portal/trials/{trial_id}").text
+
+
+def test_two_decisions_at_once_take_turns(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.api.portal import actions
+
+    slow = actions.public_key_fingerprint
+
+    def fingerprint_slowly(keys_dir):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # between numbering and writing: where two unlocked requests would collide
+        return slow(keys_dir)
+
+    monkeypatch.setattr(actions, "public_key_fingerprint", fingerprint_slowly)
+    start, numbers, errors = threading.Barrier(2), [], []
+
+    def decide() -> None:
+        try:
+            with session_scope(settings) as db:
+                user = db.scalars(select(User).where(User.username == "sg-reg")).one()
+                start.wait()
+                numbers.append(
+                    actions.record_decision(db, settings, user, SG_ONLY, "approve", "", "0" * 64).seq
+                )
+        except Exception as exc:  # noqa: BLE001 - reported below, with the thread's own error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=decide) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(numbers) == 2 and max(numbers) == min(numbers) + 1

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import AccessDeniedError, ConflictError
@@ -27,7 +26,7 @@ from orchestrator.records import utcnow
 from orchestrator.reports.model import ReportIntegrityError
 from orchestrator.reports.signing import load_or_create_key, load_public_key, public_key_fingerprint
 from orchestrator.settings import Settings
-from orchestrator.store import DECISIONS, Decision, User, audit
+from orchestrator.store import DECISIONS, Decision, Trial, User, audit
 
 DECISION_SCHEMA = "regsandbox/decision/v1"
 COMMENT_MAX = 4000
@@ -63,7 +62,7 @@ def record_decision(
     """Record ``user``'s decision for their jurisdiction on the report whose bytes hash to ``report_sha256``.
 
     Raises ``AccessDeniedError`` for anyone but a regulator, ``ConflictError`` for a decision the
-    form should not have let through, or when another decision took the same number meanwhile.
+    form should not have let through (:func:`decision_error` says why, in words).
     Checking that ``user`` may see the trial is the caller's job (:func:`orchestrator.api.access.can_see`).
     """
     if user.role != "regulator" or not user.jurisdiction:
@@ -72,6 +71,9 @@ def record_decision(
     if problem:
         raise ConflictError(problem)
     jurisdiction = user.jurisdiction
+    # Lock the trial's row before numbering: two decisions at once take turns instead of both
+    # reading the same last number (a row lock on PostgreSQL, the write lock on SQLite).
+    db.execute(update(Trial).where(Trial.trial_id == trial_id).values(trial_id=Trial.trial_id))
     last = db.scalar(
         select(func.max(Decision.seq)).where(
             Decision.trial_id == trial_id, Decision.jurisdiction == jurisdiction
@@ -104,12 +106,8 @@ def record_decision(
         signature=signature,
         at=at,
     )
-    try:
-        # A savepoint: losing the race for ``seq`` must not spoil the caller's transaction.
-        with db.begin_nested():
-            db.add(row)
-    except IntegrityError as exc:
-        raise ConflictError("another decision was recorded at the same moment; reload and try again") from exc
+    db.add(row)
+    db.flush()
     audit.record(
         db,
         user.username,
