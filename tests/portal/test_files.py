@@ -132,3 +132,7 @@ def test_verify_refuses_empty_oversized_and_forged_uploads(signed_in: Open) -> N
     assert forged.status_code == 403
     missing = browser.post("/portal/verify", data={"csrf": token})
     assert missing.status_code == 422 and "Choose the report file" in missing.text
+    mangled = browser.post(
+        "/portal/verify", content=b"--b\r\nnot a part", headers={"content-type": "multipart/form-data"}
+    )
+    assert mangled.status_code == 400 and "The upload could not be read" in mangled.text

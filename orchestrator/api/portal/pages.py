@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -57,7 +57,9 @@ def _show(
     viewer: Viewer,
     page: TrialPage,
     status_code: int = 200,
-    **context: Any,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    recorded: int | None = None,
 ) -> Response:
     trial = page.trial
     report = page.stored.report if page.stored else None
@@ -79,10 +81,9 @@ def _show(
         comment_max=COMMENT_MAX,
         threshold_text=threshold_text,
         outcome_class=outcome_class,
-        form=context.pop("form", {"decision": "", "comment": ""}),
-        error=context.pop("error", None),
-        recorded=context.pop("recorded", None),
-        **context,
+        form=form or {"decision": "", "comment": ""},
+        error=error,
+        recorded=recorded,
     )
 
 

@@ -43,7 +43,14 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def _form(request: Request, next_path: str, status_code: int = 200, **context: object) -> HTMLResponse:
+def _form(
+    request: Request,
+    next_path: str,
+    status_code: int = 200,
+    username: str = "",
+    error: str | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = render(
         request,
@@ -53,9 +60,9 @@ def _form(request: Request, next_path: str, status_code: int = 200, **context: o
         title="Sign in",
         next_path=next_path,
         signin_token=token,
-        username=context.pop("username", ""),
-        error=context.pop("error", None),
-        notice=context.pop("notice", None),
+        username=username,
+        error=error,
+        notice=notice,
     )
     response.set_cookie(
         SIGNIN_COOKIE,

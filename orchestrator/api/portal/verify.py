@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from orchestrator.api.access import can_see
 from orchestrator.api.deps import SettingsDep
@@ -47,7 +48,13 @@ class Outcome:
 
 
 def _show(
-    request: Request, viewer: Viewer, settings: Settings, status_code: int = 200, **context: object
+    request: Request,
+    viewer: Viewer,
+    settings: Settings,
+    status_code: int = 200,
+    outcome: Outcome | None = None,
+    error: str | None = None,
+    trial_link: str | None = None,
 ) -> Response:
     return render(
         request,
@@ -57,9 +64,9 @@ def _show(
         title="Verify a report",
         nav="verify",
         fingerprint=public_key_fingerprint(settings.keys_dir),
-        outcome=context.pop("outcome", None),
-        error=context.pop("error", None),
-        trial_link=context.pop("trial_link", None),
+        outcome=outcome,
+        error=error,
+        trial_link=trial_link,
         report_max_mb=REPORT_MAX // (1024 * 1024),
     )
 
@@ -144,27 +151,10 @@ def _check(db: Session, settings: Settings, viewer: Viewer, data: bytes, signatu
     )
 
 
-@router.post("/verify", response_class=HTMLResponse)
-async def verify_upload(request: Request, db: PortalDb, settings: SettingsDep, viewer: ViewerDep) -> Response:
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        return _show(
-            request,
-            viewer,
-            settings,
-            411,
-            error="The upload did not say how large it is; use the form on this page.",
-        )
-    if int(declared) > BODY_MAX:
-        return _show(
-            request,
-            viewer,
-            settings,
-            413,
-            error=f"The upload is too large: a report may have at most "
-            f"{REPORT_MAX // (1024 * 1024)} MB, its signature at most {SIGNATURE_MAX} bytes.",
-        )
-    form = await request.form(max_files=2, max_fields=4)
+async def _take(
+    request: Request, db: Session, settings: Settings, viewer: Viewer, form: FormData
+) -> Response | tuple[bytes, bytes | None]:
+    """The uploaded report and signature bytes, or the page that says why there are none."""
     token = form.get("csrf")
     if not csrf_ok(db, viewer, token if isinstance(token, str) else "", "verify_upload"):
         return refused(
@@ -193,6 +183,38 @@ async def verify_upload(request: Request, db: PortalDb, settings: SettingsDep, v
         return _show(request, viewer, settings, 413, error="The report is too large to verify here.")
     if not data:
         return _show(request, viewer, settings, 422, error="The report file is empty.")
+    return data, signature
+
+
+@router.post("/verify", response_class=HTMLResponse)
+async def verify_upload(request: Request, db: PortalDb, settings: SettingsDep, viewer: ViewerDep) -> Response:
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return _show(
+            request,
+            viewer,
+            settings,
+            411,
+            error="The upload did not say how large it is; use the form on this page.",
+        )
+    if int(declared) > BODY_MAX:
+        return _show(
+            request,
+            viewer,
+            settings,
+            413,
+            error=f"The upload is too large: a report may have at most "
+            f"{REPORT_MAX // (1024 * 1024)} MB, its signature at most {SIGNATURE_MAX} bytes.",
+        )
+    try:
+        # The context closes the spooled upload files however the request ends.
+        async with request.form(max_files=2, max_fields=4) as form:
+            answer = await _take(request, db, settings, viewer, form)
+    except HTTPException as exc:  # a body that is not multipart form data at all
+        return _show(request, viewer, settings, 400, error=f"The upload could not be read: {exc.detail}")
+    if isinstance(answer, Response):
+        return answer
+    data, signature = answer
     # Checking reads files and the database: off the event loop, like the portal's other routes.
     return await run_in_threadpool(_answer, request, db, settings, viewer, data, signature)
 

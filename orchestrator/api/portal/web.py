@@ -58,8 +58,7 @@ class SignInRequired(Exception):
 class Viewer:
     """The signed-in person, as plain values: they stay readable after the request's transaction ends."""
 
-    user: User
-    user_id: int
+    user: User  # for the access rules, while the request's session is open
     username: str
     role: str
     sponsor: str | None
@@ -96,10 +95,8 @@ def current_viewer(request: Request, db: PortalDb) -> Viewer:
         except AuthenticationError:
             pass
         else:
-            return Viewer(
-                user, user.id, user.username, user.role, user.sponsor, user.jurisdiction, session.csrf
-            )
-    # A form posted after the session expired cannot be replayed; its page is the place to return to.
+            return Viewer(user, user.username, user.role, user.sponsor, user.jurisdiction, session.csrf)
+    # A form posted after the session expired cannot be replayed after sign-in: back to the start page.
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     raise SignInRequired(target if request.method == "GET" else url(request, "/"))
 
