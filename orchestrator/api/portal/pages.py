@@ -1,0 +1,149 @@
+"""The portal's pages: the trials the viewer may see, one trial's summary, and recording a decision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from orchestrator.api.deps import SettingsDep
+from orchestrator.api.portal.actions import COMMENT_MAX, decision_error, record_decision
+from orchestrator.api.portal.views import (
+    TrialPage,
+    outcome_class,
+    threshold_text,
+    trial_page,
+    trials_for,
+    visible_trial,
+)
+from orchestrator.api.portal.web import (
+    PortalDb,
+    Viewer,
+    ViewerDep,
+    csrf_ok,
+    not_found,
+    redirect,
+    refused,
+    render,
+    url,
+)
+from orchestrator.errors import ConflictError
+from orchestrator.store import DECISIONS, audit
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def trials(request: Request, db: PortalDb, viewer: ViewerDep) -> Response:
+    rows = trials_for(db, viewer)
+    return render(request, "trials.html.j2", viewer, title="Trials", nav="trials", trials=rows)
+
+
+def _can_decide(viewer: Viewer, page: TrialPage) -> bool:
+    # A decision refers to one exact, intact report; without one there is nothing to decide on.
+    stored = page.stored
+    return (
+        viewer.role == "regulator"
+        and page.chosen == viewer.jurisdiction
+        and stored is not None
+        and stored.report is not None
+        and stored.problem is None
+    )
+
+
+def _show(
+    request: Request,
+    viewer: Viewer,
+    page: TrialPage,
+    status_code: int = 200,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    recorded: int | None = None,
+) -> Response:
+    trial = page.trial
+    report = page.stored.report if page.stored else None
+    spec = trial.spec or {}
+    return render(
+        request,
+        "trial.html.j2",
+        viewer,
+        status_code=status_code,
+        title=f"Trial {trial.name}",
+        nav="trial",
+        page=page,
+        trial=trial,
+        report=report,
+        intended_use=report.trial.intended_use if report else spec.get("intended_use", "—"),
+        risk_class=report.trial.risk_class if report else spec.get("risk_class", "—"),
+        can_decide=_can_decide(viewer, page),
+        choices=DECISIONS,
+        comment_max=COMMENT_MAX,
+        threshold_text=threshold_text,
+        outcome_class=outcome_class,
+        form=form or {"decision": "", "comment": ""},
+        error=error,
+        recorded=recorded,
+    )
+
+
+@router.get("/trials/{trial_id}", response_class=HTMLResponse)
+def trial(
+    request: Request,
+    db: PortalDb,
+    settings: SettingsDep,
+    viewer: ViewerDep,
+    trial_id: str,
+    j: str = "",
+    recorded: int | None = None,
+) -> Response:
+    found = visible_trial(db, viewer, trial_id)
+    if found is None:
+        return not_found(request, viewer)
+    page = trial_page(db, settings, viewer, found, j.upper())
+    audit.record(
+        db, viewer.username, "trial_viewed", f"trial:{trial_id}", via="portal", jurisdiction=page.chosen
+    )
+    return _show(request, viewer, page, recorded=recorded)
+
+
+@router.post("/trials/{trial_id}/decision", response_class=HTMLResponse)
+def decide(
+    request: Request,
+    db: PortalDb,
+    settings: SettingsDep,
+    viewer: ViewerDep,
+    trial_id: str,
+    csrf: Annotated[str, Form(max_length=64)] = "",
+    decision: Annotated[str, Form(max_length=64)] = "",
+    comment: Annotated[str, Form()] = "",
+) -> Response:
+    if not csrf_ok(db, viewer, csrf, "decision", f"trial:{trial_id}"):
+        return refused(
+            request,
+            viewer,
+            "This decision was not recorded: the form did not come from this portal session. "
+            "Open the trial's page again and submit the decision from there.",
+        )
+    found = visible_trial(db, viewer, trial_id)
+    if found is None:
+        return not_found(request, viewer)
+    page = trial_page(db, settings, viewer, found)
+    if not _can_decide(viewer, page) or page.stored is None:
+        return refused(
+            request,
+            viewer,
+            "No decision can be recorded here: decisions are recorded by a regulator of a participating "
+            "jurisdiction, on a report whose signature verifies.",
+            status_code=409 if viewer.role == "regulator" else 403,
+        )
+    form = {"decision": decision, "comment": comment}
+    problem = decision_error(decision, comment)
+    if problem is None:
+        try:
+            row = record_decision(db, settings, viewer.user, trial_id, decision, comment, page.stored.sha256)
+        except ConflictError as exc:
+            problem = str(exc)
+        else:
+            return redirect(url(request, f"/trials/{trial_id}?recorded={row.seq}#decisions"))
+    return _show(request, viewer, page, status_code=422, form=form, error=problem)
