@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the platform uses beside Python: iptables (sandbox firewall), Pango and
 # HarfBuzz for WeasyPrint's PDF reports, Noto fonts so Thai, Burmese, Khmer and Lao render as
-# glyphs, poppler-utils (PDF checks) and Chromium (the report's browser test).
+# glyphs, poppler-utils (PDF checks), Chromium (the browser tests) and the PostgreSQL server
+# binaries (the API tests start a throwaway cluster of their own).
 # Installs only what is missing, and only as root on a Debian-like system; elsewhere it says
 # what to install.
 set -euo pipefail
@@ -10,6 +11,10 @@ missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<version>/bin.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing system packages: ${missing[*]} (install them with your package manager)" >&2
