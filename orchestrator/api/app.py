@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from orchestrator.api import decisions
 from orchestrator.api.limits import VERIFY_LIMIT, BodyLimit
 from orchestrator.api.runs import PrefectRuns, Runs
 from orchestrator.errors import (
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     async def refused(request: Request, exc: RegSandboxError) -> JSONResponse:
         body: dict[str, object] = {"error": str(exc)}
         if isinstance(exc, SpecError):
-            body = {"error": "invalid trial spec", "problems": exc.problems}
+            what = "decision" if exc.source == decisions.SOURCE else "trial spec"
+            body = {"error": f"invalid {what}", "problems": exc.problems}
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse(body, status_code=status_for(exc), headers=headers)
 

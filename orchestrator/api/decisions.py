@@ -6,8 +6,11 @@ the reports), stored with its payload and signature. A later decision of the sam
 the same trial is a new record with the next ``seq``. Anyone holding the issuer's public key can
 check a decision without the platform; :func:`verification_problem` does it here.
 
-The API and the portal both record decisions through :func:`record_decision`, and show them on
-the trial's Prefect flow run through :func:`publish_decision_to_prefect`.
+The JSON API and the portal both record decisions through :func:`record_decision`, check them
+with :func:`verification_problem`, and show them on the trial's Prefect flow run through
+:func:`publish_decision_to_prefect`. The rules a decision must meet are :func:`decision_problems`;
+each problem names its field (``decision: ...``, ``comment: ...``), and the portal words the
+same problems for its form.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.api.access import can_see, deny, hide
@@ -33,6 +36,7 @@ from orchestrator.api.reports import (
 from orchestrator.api.runs import PrefectRuns, Runs
 from orchestrator.errors import ConflictError, SpecError
 from orchestrator.records import utcnow
+from orchestrator.reports.model import ReportIntegrityError
 from orchestrator.reports.signing import export_public_key, load_public_key, public_key_fingerprint, sign
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import DECISIONS, Decision, Trial, User, audit
@@ -40,11 +44,29 @@ from orchestrator.store import DECISIONS, Decision, Trial, User, audit
 logger = logging.getLogger("regsandbox.api.decisions")
 
 SCHEMA = "regsandbox/decision/v1"
+SOURCE = "decision"
 MAX_COMMENT = 4000
+# A decision that departs from plain approval must say why, or the record is of little use.
+COMMENT_REQUIRED = ("approve_with_conditions", "reject")
+DECISION_UNKNOWN = f"decision: must be one of {', '.join(DECISIONS)}"
+COMMENT_TOO_LONG = f"comment: at most {MAX_COMMENT} characters"
+COMMENT_MISSING = "comment: required with approve_with_conditions (the conditions) and reject (the reasons)"
 
 
 def canonical(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decision_problems(decision: str, comment: str) -> list[str]:
+    """Why ``decision`` with ``comment`` cannot be recorded, one field-path problem a line; [] when it can."""
+    problems = []
+    if decision not in DECISIONS:
+        problems.append(DECISION_UNKNOWN)
+    if len(comment) > MAX_COMMENT:
+        problems.append(COMMENT_TOO_LONG)
+    if decision in COMMENT_REQUIRED and not comment.strip():
+        problems.append(COMMENT_MISSING)
+    return problems
 
 
 def record_decision(
@@ -53,27 +75,29 @@ def record_decision(
     """Sign and store ``user``'s decision on ``trial``; refusals raise the platform's errors.
 
     Only a regulator of a jurisdiction the trial names may decide, and only once the trial has a
-    report that verifies: the decision cites that report's sha256.
+    report that verifies: the decision cites that report's sha256. A decision that breaks
+    :func:`decision_problems` raises ``SpecError`` with those problems.
     """
     target = f"trial:{trial.trial_id or trial.id}"
     if not can_see(user, trial):
         hide(db, user, "decision", target, exists=True)
     if user.role != "regulator" or not user.jurisdiction:
         deny(db, user, "decision", target, "only a regulator of a jurisdiction the trial names decides")
-    problems = []
-    if decision not in DECISIONS:
-        problems.append(f"decision: must be one of {', '.join(DECISIONS)}")
-    if len(comment) > MAX_COMMENT:
-        problems.append(f"comment: at most {MAX_COMMENT} characters")
+    problems = decision_problems(decision, comment)
     if problems:
-        raise SpecError("decision", problems)
+        raise SpecError(SOURCE, problems)
     if not trial.trial_id or not has_report(settings, trial):
         raise ConflictError(f"{target} has no report yet: a decision refers to a signed report")
     problem = stored_report_problem(settings, trial)
     if problem:
         raise ConflictError(f"{target}: the stored report does not verify ({problem})")
-    # Row lock on PostgreSQL, so two decisions at once cannot take the same seq.
-    db.refresh(trial, with_for_update=True)
+    # Lock the trial before numbering, so two decisions at once take turns instead of both reading
+    # the same last seq: a no-op UPDATE takes the row lock on PostgreSQL and the write lock on
+    # SQLite (which ignores SELECT ... FOR UPDATE), both held until the transaction ends.
+    db.execute(
+        update(Trial).where(Trial.id == trial.id).values(trial_id=Trial.trial_id),
+        execution_options={"synchronize_session": False},
+    )
     last = db.scalar(
         select(func.max(Decision.seq)).where(
             Decision.trial_id == trial.trial_id, Decision.jurisdiction == user.jurisdiction
@@ -124,6 +148,8 @@ def verification_problem(db: Session, settings: Settings, decision: Decision) ->
     try:
         signature = base64.b64decode(decision.signature, validate=True)
         load_public_key(export_public_key(settings.keys_dir)).verify(signature, decision.payload.encode())
+    except ReportIntegrityError as exc:
+        return f"the platform's public key is unreadable: {exc}"
     except (binascii.Error, ValueError):
         return "signature is not base64"
     except InvalidSignature:

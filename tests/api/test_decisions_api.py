@@ -7,21 +7,23 @@ import base64
 import hashlib
 import json
 import shutil
+import threading
 import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from orchestrator.api import decisions
 from orchestrator.api.decisions import publish_decision_to_prefect
 from orchestrator.api.runs import PrefectRuns
-from orchestrator.store import Decision, Trial, engine, session_scope
+from orchestrator.store import Decision, Trial, User, engine, session_scope
 from tests.api.conftest import SPONSOR_A, Platform, example_spec
 from tests.api.fakes import FakeRuns
 
 
-def decide(platform: Platform, who: str, key: str, decision: str = "reject", comment: str = "") -> dict:
+def decide(platform: Platform, who: str, key: str, decision: str = "approve", comment: str = "") -> dict:
     response = platform.post(
         who, f"/api/trials/{platform.refs[key]}/decisions", json={"decision": decision, "comment": comment}
     )
@@ -107,6 +109,64 @@ def test_malformed_decisions_are_422(platform: Platform, body: dict) -> None:
     assert (
         platform.post("reg_sg", f"/api/trials/{platform.refs['A']}/decisions", json=body).status_code == 422
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"decision": "reject"},
+        {"decision": "reject", "comment": " \n "},
+        {"decision": "approve_with_conditions", "comment": ""},
+    ],
+)
+def test_conditions_and_rejection_need_a_comment(platform: Platform, body: dict) -> None:
+    ref = platform.refs["A"]
+    before = len(platform.get("reg_sg", f"/api/trials/{ref}/decisions").json())
+    response = platform.post("reg_sg", f"/api/trials/{ref}/decisions", json=body)
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid decision",
+        "problems": [
+            "comment: required with approve_with_conditions (the conditions) and reject (the reasons)"
+        ],
+    }
+    assert len(platform.get("reg_sg", f"/api/trials/{ref}/decisions").json()) == before
+
+
+def test_two_decisions_at_once_take_turns(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numbering locks the trial: on SQLite (which ignores SELECT ... FOR UPDATE) as on PostgreSQL,
+    the second decision waits and takes the next seq instead of failing on the unique (trial,
+    jurisdiction, seq)."""
+    signed = decisions.sign
+
+    def sign_slowly(data: bytes, keys_dir):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # between numbering and writing: where two unlocked decisions would collide
+        return signed(data, keys_dir)
+
+    monkeypatch.setattr(decisions, "sign", sign_slowly)
+    start = threading.Barrier(2)
+    numbers: list[int] = []
+    errors: list[Exception] = []
+
+    def record() -> None:
+        try:
+            with session_scope(platform.settings) as db:
+                user = db.scalars(select(User).where(User.username == "reg_sg")).one()
+                trial = db.scalars(select(Trial).where(Trial.trial_id == platform.refs["A"])).one()
+                start.wait()
+                numbers.append(
+                    decisions.record_decision(db, platform.settings, user, trial, "approve", "at once").seq
+                )
+        except Exception as exc:  # noqa: BLE001 - reported below, with the thread's own error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(numbers) == 2 and max(numbers) == min(numbers) + 1
 
 
 def test_a_decision_is_shown_on_the_trials_flow_run(platform: Platform) -> None:

@@ -1,12 +1,12 @@
-"""Decisions from the portal: only with the session's CSRF token, only by a regulator, signed and shown."""
+"""Decisions from the portal: only with the session's CSRF token, only by a regulator, signed, shown
+on the page and on the trial's Prefect run. Recording them (and two at once) is the API's
+:mod:`orchestrator.api.decisions`, tested in tests/api/test_decisions_api.py."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -15,15 +15,21 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.api.portal.actions import decision_problem
+from orchestrator.api.decisions import verification_problem
 from orchestrator.reports.signing import PUBLIC_KEY_NAME
 from orchestrator.reports.writer import JSON_NAME
 from orchestrator.settings import Settings
-from orchestrator.store import AuditEvent, Decision, User, session_scope
+from orchestrator.store import AuditEvent, Decision, Trial, session_scope
+from tests.api.fakes import FakeRuns
 from tests.portal.conftest import report_file
-from tests.portal.seed import ACME_PENDING, SG_ONLY, form_value, sign_in
+from tests.portal.seed import ACME_PENDING, form_value, sign_in
 
 Open = Callable[[str], TestClient]
+
+
+def _problem(settings: Settings, row: Decision) -> str | None:
+    with session_scope(settings) as db:
+        return verification_problem(db, settings, row)
 
 
 def _decisions(settings: Settings, trial_id: str) -> list[Decision]:
@@ -92,9 +98,9 @@ def test_a_decision_is_recorded_signed_and_shown(
     key = load_pem_public_key((settings.keys_dir / PUBLIC_KEY_NAME).read_bytes())
     key.verify(base64.b64decode(row.signature), row.payload.encode())  # type: ignore[union-attr]
     payload = json.loads(row.payload)
-    assert payload["decided_by"] == "th-reg" and payload["report_sha256"] == row.report_sha256
+    assert payload["regulator"] == "th-reg" and payload["report_sha256"] == row.report_sha256
     assert payload["schema"] == "regsandbox/decision/v1" and payload["seq"] == row.seq
-    assert decision_problem(row, settings.keys_dir / PUBLIC_KEY_NAME) is None
+    assert _problem(settings, row) is None
     with session_scope(settings) as db:
         events = db.scalars(select(AuditEvent).where(AuditEvent.action == "decision_recorded")).all()
     assert any(
@@ -118,13 +124,9 @@ def test_a_changed_decision_record_no_longer_verifies(
     # A copy read afresh and detached: changing it changes neither the database nor the fixture.
     row = next(d for d in _decisions(settings, recorded[0].trial_id) if d.id == recorded[0].id)
     row.decision = "reject"
-    assert decision_problem(row, settings.keys_dir / PUBLIC_KEY_NAME) == (
-        "recorded decision differs from the signed payload"
-    )
+    assert _problem(settings, row) == "record differs from its signed payload in: decision"
     row.payload = row.payload.replace('"approve_with_conditions"', '"reject"', 1)
-    assert decision_problem(row, settings.keys_dir / PUBLIC_KEY_NAME) == (
-        "signature does not match the recorded payload"
-    )
+    assert _problem(settings, row) == "signature does not match the payload and the issuer key"
 
 
 @pytest.mark.parametrize(
@@ -175,33 +177,23 @@ def test_a_regulator_sees_only_its_own_jurisdictions_decisions(
     assert "Thailand · number" in signed_in("admin1").get(f"/portal/trials/{trial_id}").text
 
 
-def test_two_decisions_at_once_take_turns(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.api.portal import actions
-
-    slow = actions.public_key_fingerprint
-
-    def fingerprint_slowly(keys_dir):  # type: ignore[no-untyped-def]
-        time.sleep(0.3)  # between numbering and writing: where two unlocked requests would collide
-        return slow(keys_dir)
-
-    monkeypatch.setattr(actions, "public_key_fingerprint", fingerprint_slowly)
-    start, numbers, errors = threading.Barrier(2), [], []
-
-    def decide() -> None:
-        try:
-            with session_scope(settings) as db:
-                user = db.scalars(select(User).where(User.username == "sg-reg")).one()
-                start.wait()
-                numbers.append(
-                    actions.record_decision(db, settings, user, SG_ONLY, "approve", "", "0" * 64).seq
-                )
-        except Exception as exc:  # noqa: BLE001 - reported below, with the thread's own error
-            errors.append(exc)
-
-    threads = [threading.Thread(target=decide) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    assert len(numbers) == 2 and max(numbers) == min(numbers) + 1
+def test_a_decision_recorded_in_the_portal_shows_on_the_trials_flow_run(
+    app: FastAPI, signed_in: Open, settings: Settings, trial_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = FakeRuns()
+    monkeypatch.setattr(app.state, "runs", runs)
+    flow_run_id = "00000000-0000-4000-8000-000000000123"
+    with session_scope(settings) as db:
+        db.scalars(select(Trial).where(Trial.trial_id == trial_id)).one().flow_run_id = flow_run_id
+    try:
+        browser = signed_in("th-reg")
+        page = browser.get(f"/portal/trials/{trial_id}").text
+        response = _post(browser, trial_id, form_value(page, "csrf"), "reject", "Subgroup AUROC too low.")
+        assert response.status_code == 303, response.text
+    finally:
+        with session_scope(settings) as db:
+            db.scalars(select(Trial).where(Trial.trial_id == trial_id)).one().flow_run_id = None
+    row = [d for d in _decisions(settings, trial_id) if d.jurisdiction == "TH"][-1]
+    [shown] = runs.artifacts
+    assert (shown["flow_run_id"], shown["key"]) == (flow_run_id, f"decision-{trial_id}-th")
+    assert row.payload in shown["markdown"] and row.signature in shown["markdown"]

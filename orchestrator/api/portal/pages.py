@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from orchestrator.api.deps import SettingsDep
-from orchestrator.api.portal.actions import COMMENT_MAX, decision_error, record_decision
+from orchestrator.api import decisions
+from orchestrator.api.deps import RunsDep, SettingsDep
 from orchestrator.api.portal.views import (
     TrialPage,
     outcome_class,
@@ -28,7 +28,7 @@ from orchestrator.api.portal.web import (
     render,
     url,
 )
-from orchestrator.errors import ConflictError
+from orchestrator.errors import ConflictError, SpecError
 from orchestrator.store import DECISIONS, audit
 
 router = APIRouter()
@@ -78,7 +78,7 @@ def _show(
         risk_class=report.trial.risk_class if report else spec.get("risk_class", "—"),
         can_decide=_can_decide(viewer, page),
         choices=DECISIONS,
-        comment_max=COMMENT_MAX,
+        comment_max=decisions.MAX_COMMENT,
         threshold_text=threshold_text,
         outcome_class=outcome_class,
         form=form or {"decision": "", "comment": ""},
@@ -107,11 +107,26 @@ def trial(
     return _show(request, viewer, page, recorded=recorded)
 
 
+def _in_words(decision: str, comment: str, problems: list[str]) -> str:
+    """The first of :func:`decisions.decision_problems` as the form says it."""
+    problem = problems[0]
+    if problem == decisions.DECISION_UNKNOWN:
+        return "Choose approve, approve with conditions, or reject."
+    if problem == decisions.COMMENT_TOO_LONG:
+        return f"The comment is {len(comment)} characters long; at most {decisions.MAX_COMMENT} are kept."
+    if problem == decisions.COMMENT_MISSING:
+        what = "the conditions" if decision == "approve_with_conditions" else "the reasons for rejection"
+        return f"Write {what} in the comment."
+    return problem
+
+
 @router.post("/trials/{trial_id}/decision", response_class=HTMLResponse)
 def decide(
     request: Request,
     db: PortalDb,
     settings: SettingsDep,
+    runs: RunsDep,
+    background: BackgroundTasks,
     viewer: ViewerDep,
     trial_id: str,
     csrf: Annotated[str, Form(max_length=64)] = "",
@@ -129,7 +144,7 @@ def decide(
     if found is None:
         return not_found(request, viewer)
     page = trial_page(db, settings, viewer, found)
-    if not _can_decide(viewer, page) or page.stored is None:
+    if not _can_decide(viewer, page):
         return refused(
             request,
             viewer,
@@ -137,13 +152,15 @@ def decide(
             "jurisdiction, on a report whose signature verifies.",
             status_code=409 if viewer.role == "regulator" else 403,
         )
+    try:
+        row = decisions.record_decision(db, settings, viewer.user, found, decision, comment)
+    except SpecError as exc:
+        problem = _in_words(decision, comment, exc.problems)
+    except ConflictError as exc:  # the report went missing or stopped verifying since the page was built
+        problem = f"No decision was recorded: the trial's report cannot be relied on now ({exc})."
+    else:
+        # After the response (and the commit), as the API does: Prefect never holds the browser.
+        background.add_task(decisions.publish_decision_to_prefect, found, row, runs=runs, settings=settings)
+        return redirect(url(request, f"/trials/{trial_id}?recorded={row.seq}#decisions"))
     form = {"decision": decision, "comment": comment}
-    problem = decision_error(decision, comment)
-    if problem is None:
-        try:
-            row = record_decision(db, settings, viewer.user, trial_id, decision, comment, page.stored.sha256)
-        except ConflictError as exc:
-            problem = str(exc)
-        else:
-            return redirect(url(request, f"/trials/{trial_id}?recorded={row.seq}#decisions"))
     return _show(request, viewer, page, status_code=422, form=form, error=problem)

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.api import decisions
 from orchestrator.api.access import can_see, visible_trials
-from orchestrator.api.portal.actions import decision_problem
 from orchestrator.api.portal.web import Viewer
 from orchestrator.policy_models import format_threshold
 from orchestrator.records import CriterionOutcome, JurisdictionAssessment
@@ -160,8 +160,10 @@ def decisions_for(db: Session, settings: Settings, viewer: Viewer, trial_id: str
     )
     if viewer.role == "regulator":
         query = query.where(Decision.jurisdiction == viewer.jurisdiction)
-    key = public_key_path(settings)
-    return [DecisionView(row, by, decision_problem(row, key)) for row, by in db.execute(query).tuples()]
+    return [
+        DecisionView(row, by, decisions.verification_problem(db, settings, row))
+        for row, by in db.execute(query).tuples()
+    ]
 
 
 def threshold_text(criterion: CriterionOutcome) -> str:
