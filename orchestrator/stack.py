@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, cast
 
 import httpx
 
+from orchestrator.backends.procfs import proc_stat
 from orchestrator.errors import RegSandboxError
 from orchestrator.package_data import data_dir
 from orchestrator.settings import Settings
@@ -173,6 +174,17 @@ def running_stack(settings: Settings) -> dict[str, str] | None:
     }
 
 
+def _ended(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A stack started by another program (a supervisor, a test) stays a zombie once it has ended,
+    # until that program collects its exit status; it has stopped all the same.
+    found = proc_stat(pid)
+    return found is not None and found.state == "Z"
+
+
 def stop_stack(settings: Settings, timeout_s: float = 90.0) -> int | None:
     """Stop the stack ``regsandbox up`` runs from this home; return its pid, None if none runs."""
     try:
@@ -182,9 +194,7 @@ def stop_stack(settings: Settings, timeout_s: float = 90.0) -> int | None:
         return None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _ended(pid):
             return pid
         time.sleep(0.2)
     raise RegSandboxError(f"the stack (pid {pid}) did not stop within {timeout_s:.0f}s")

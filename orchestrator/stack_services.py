@@ -112,7 +112,13 @@ def services(
             f"http://{host}:{prefect_port}/api/health",
             f"http://{host}:{prefect_port}",
             logs / "prefect-server.log",
-            {"PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+            {
+                "PREFECT_HOME": str(prefect_home),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                # The UI's pages call the API at this address; without it they call port 4200
+                # (whatever --port says), or an inherited PREFECT_API_URL of another server.
+                "PREFECT_UI_API_URL": f"http://{host}:{prefect_port}/api",
+            },
         ),
         Service(
             "mlflow",

@@ -1,0 +1,295 @@
+"""The administrator's path through the real Prefect UI, in a real browser (Debian chromium, Playwright).
+
+``regsandbox up`` runs the whole platform on free ports with a fresh home; the administrator
+opens the ``sandbox-trial`` deployment in the Prefect UI, starts a custom run of the prefilled
+sample trial with a short developer window and a small population, watches the run to its end
+and reads what it published: the verdict table and the summary naming the trial's endpoint
+under the platform's address. The screenshots of the deployment, the form as submitted and the
+finished run are kept under ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestrator.spec import load_spec
+from orchestrator.trial import trial_id_for
+from tests.e2e import prefect_ui as ui
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+SAMPLE = ROOT / "examples" / "trials" / "diabetes-risk.yaml"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+WINDOW_S = 20
+ROWS = 600
+JURISDICTIONS = ["SG", "MY", "TH", "ID", "PH", "VN"]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running ``regsandbox up``: its addresses, and the administrator's password it printed."""
+
+    prefect: str
+    mlflow: str
+    platform: str
+    admin_password: str
+    home: Path
+    output: Path
+    ports: tuple[int, int, int]
+    pid: int
+
+    @property
+    def prefect_api(self) -> str:
+        return f"{self.prefect}/api"
+
+    def said(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "regsandbox up exited early"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def _wait_for_output(output: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        said = output.read_text(errors="replace")
+        if text in said:
+            return said
+        assert process.poll() is None, f"regsandbox up exited early:\n{said[-3000:]}"
+        time.sleep(0.5)
+    raise TimeoutError(f"regsandbox up never said {text!r}:\n{output.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def running_stack(tmp_path: Path) -> Iterator[Stack]:
+    """``regsandbox up`` from this checkout on free ports; stopped by ``regsandbox down`` on exit."""
+    prefect_port, mlflow_port, api_port = _free_port(), _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "REGSANDBOX_"))}
+    env["REGSANDBOX_HOME"] = str(tmp_path / "home")
+    # The runner's flow runs import ``flows`` and ``orchestrator`` from this checkout too.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    output = tmp_path / "up.log"
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "up",
+            "--prefect-port",
+            str(prefect_port),
+            "--mlflow-port",
+            str(mlflow_port),
+            "--api-port",
+            str(api_port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=output.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{prefect_port}/api/health", up)
+        _wait(f"http://127.0.0.1:{mlflow_port}/health", up)
+        _wait(f"http://127.0.0.1:{api_port}/api/health", up)
+        # Printed once the sample candidate is registered, just before the deployments are served.
+        said = _wait_for_output(output, "serving the flows", up, timeout=300)
+        password = re.search(r"administrator\s+admin / (\S+)", said)
+        assert password, said
+        yield Stack(
+            prefect=f"http://127.0.0.1:{prefect_port}",
+            mlflow=f"http://127.0.0.1:{mlflow_port}",
+            platform=f"http://127.0.0.1:{api_port}",
+            admin_password=password.group(1),
+            home=tmp_path / "home",
+            output=output,
+            ports=(prefect_port, mlflow_port, api_port),
+            pid=up.pid,
+        )
+    finally:
+        # ``regsandbox down``, not Ctrl-C: a process started in the background by a shell without
+        # job control inherits SIGINT ignored, and would sit through a SIGINT. SIGKILL only if
+        # down could not stop it, so that no server outlives the test.
+        down = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "down"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(timeout=30)
+        with output.open("a") as log:
+            log.write(f"\n--- regsandbox down ({down.returncode}):\n{down.stdout}{down.stderr}")
+
+
+def _window_opened_at(stack: Stack, run_id: str) -> dt.datetime:
+    """When the run logged that its endpoint opened for developer traffic (the server's record)."""
+    answer = httpx.post(
+        f"{stack.prefect_api}/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    for record in answer.json():
+        if "endpoint open for developer traffic" in record["message"]:
+            return dt.datetime.fromisoformat(record["timestamp"])
+    raise AssertionError(f"run {run_id} never logged its developer window")
+
+
+def during_the_observation_window(stack: Stack, run_id: str, trial_id: str, closes_at: dt.datetime) -> None:
+    """What a developer does while the trial's endpoint is open.
+
+    Called once, as soon as the run's Logs tab shows that the endpoint is open for developer
+    traffic: the run is then in its ``run-workload`` task until ``closes_at`` (UTC), and the
+    platform forwards ``{stack.platform}/trials/{trial_id}/`` to the trial's sandbox. Requests
+    sent from here are measured apart as developer traffic. The test checks that this returns
+    before ``closes_at``.
+    """
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium"
+    from playwright.sync_api import sync_playwright  # pip install playwright (no `playwright install`)
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _publish_screenshots(shots: Path) -> list[Path]:
+    """Copy the screenshots into the docs, as palette PNGs (a UI needs few colours; a third of the size)."""
+    from PIL import Image
+
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    published = []
+    for shot in sorted(shots.glob("prefect-*.png")):
+        target = DOCS_SCREENSHOTS / shot.name
+        with Image.open(shot) as image:
+            palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+            palette.save(target, optimize=True)
+        published.append(target)
+    return published
+
+
+def test_an_administrator_runs_the_sample_trial_from_the_prefect_ui(
+    docker_client: Any, browser: Any, tmp_path: Path
+) -> None:
+    shots = tmp_path / "screenshots"
+    expected = load_spec(SAMPLE).model_dump(mode="json")
+    expected["workload"]["developer_window_s"] = WINDOW_S
+    expected["data"]["synthetic"]["rows"] = ROWS
+    with running_stack(tmp_path) as stack:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            run_id = ui.start_custom_run(
+                page,
+                stack.prefect,
+                {"spec.workload.developer_window_s": WINDOW_S, "spec.data.synthetic.rows": ROWS},
+                screenshots=shots,
+            )
+            # The run got the prefilled trial with exactly the two changes: nothing the form
+            # carries for itself (such as its wrapping of JSON-edited values) leaks into it.
+            sent = httpx.get(f"{stack.prefect_api}/flow_runs/{run_id}", timeout=10).json()["parameters"]
+            assert sent["spec"] == expected, sent
+            trial_id = trial_id_for(expected["name"], run_id)
+
+            ui.wait_for_log(page, stack.prefect, run_id, "endpoint open for developer traffic", timeout_s=180)
+            closes_at = _window_opened_at(stack, run_id) + dt.timedelta(seconds=WINDOW_S)
+            assert dt.datetime.now(dt.UTC) < closes_at, "the UI showed the window only after it closed"
+            during_the_observation_window(stack, run_id, trial_id, closes_at)
+            assert dt.datetime.now(dt.UTC) < closes_at, "the developer's part outlasted the window"
+
+            state = ui.wait_for_state(page, stack.prefect, run_id, timeout_s=180)
+            assert state == "Completed", f"run {run_id} ended {state}:\n{stack.said()[-3000:]}"
+            artifacts = ui.read_artifacts(
+                page,
+                stack.prefect,
+                run_id,
+                keys=("trial-summary", "verdicts", "exit-report", "mlflow-run"),
+                screenshots=shots,
+            )
+            verdicts = artifacts["verdicts"].rows
+            assert [row["jurisdiction"] for row in verdicts] == JURISDICTIONS, verdicts
+            assert {row["verdict"] for row in verdicts} <= {"pass", "conditional", "fail"}, verdicts
+            summary = artifacts["trial-summary"]
+            assert f"Trial {trial_id}: completed" in summary.text, summary.text
+            assert f"Developer endpoint: {stack.platform}/trials/{trial_id}/" in summary.text, summary.text
+            assert f"`{stack.platform}/trials/{trial_id}/`" in summary.raw, summary.raw
+            assert "Teardown verified." in summary.text, summary.text
+            for row in verdicts:  # the summary repeats the table the administrator reads first
+                assert f"{row['jurisdiction']}\t{row['verdict']}" in summary.text, summary.text
+            portal = f"{stack.platform}/portal/trials/{trial_id}"
+            assert artifacts["exit-report"].links == [portal]
+            assert portal in summary.links
+            assert artifacts["mlflow-run"].links[0].startswith(f"{stack.mlflow}/#/experiments/")
+
+            # What another part of the platform attaches to the run later shows on a reload.
+            ui.attach_note(
+                stack.prefect_api, run_id, "administrator-note", "# Note\nRe-run with the approved cohort."
+            )
+            note = ui.wait_for_artifact(page, stack.prefect, run_id, "administrator-note")
+            assert note.raw == "# Note\nRe-run with the approved cohort.", note
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n--- regsandbox up said:\n{stack.said()[-4000:]}") from exc
+        finally:
+            page.close()
+    said = stack.said()
+    assert f"regsandbox down (0):\nstopped the platform (pid {stack.pid})" in said, said[-3000:]
+    for port in stack.ports:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after stop"
+    published = _publish_screenshots(shots)
+    assert [p.name for p in published] == [
+        "prefect-custom-run.png",
+        "prefect-deployment.png",
+        "prefect-run-artifacts.png",
+    ]
