@@ -45,8 +45,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-WINDOW_S = 20
+WINDOW_S = 40
 ROWS = 600
+PASSWORD = "a-long-test-password"
+FEATURES = ["age", "sex", "bmi", "systolic_bp", "smoking", "family_history"]
+DEVELOPER_CALLS = 5
+PEOPLE = [
+    {"username": "acme-dev", "password": PASSWORD, "role": "developer", "sponsor": "acme-health"},
+    {"username": "sg-regulator", "password": PASSWORD, "role": "regulator", "jurisdiction": "SG"},
+]
+DEVELOPER_TOKEN: list[str] = []
 JURISDICTIONS = ["SG", "MY", "TH", "ID", "PH", "VN"]
 
 
@@ -191,7 +199,82 @@ def during_the_observation_window(stack: Stack, run_id: str, trial_id: str, clos
     platform forwards ``{stack.platform}/trials/{trial_id}/`` to the trial's sandbox. Requests
     sent from here are measured apart as developer traffic. The test checks that this returns
     before ``closes_at``.
+
+    The developer is a person the administrator creates through the API; its endpoint token comes
+    from the API (shown once) and the calls are plain HTTP in the MLflow scoring protocol.
     """
+    api = httpx.Client(base_url=stack.platform, timeout=30)
+    admin = _token(api, "admin", stack.admin_password)
+    for person in PEOPLE:
+        created = api.post("/api/users", json=person, headers=_auth(admin))
+        assert created.status_code == 201, created.text
+    developer = _token(api, "acme-dev", PASSWORD)
+    issued = api.post(f"/api/trials/{trial_id}/endpoint-tokens", headers=_auth(developer))
+    assert issued.status_code in (200, 201), issued.text
+    token = issued.json()["token"]
+    body = {
+        "dataframe_split": {
+            "columns": FEATURES,
+            "data": [[55, "female", 31.5, 142.0, 0, 1], [38, "male", 23.0, 118.0, 1, 0]],
+        }
+    }
+    for _ in range(DEVELOPER_CALLS):
+        reply = httpx.post(
+            f"{stack.platform}/trials/{trial_id}/invocations", json=body, headers=_auth(token), timeout=30
+        )
+        assert reply.status_code == 200, reply.text
+        assert len(reply.json()["predictions"]) == 2
+    # The token opens this trial only.
+    other = httpx.post(
+        f"{stack.platform}/trials/another-trial-0000/invocations", json=body, headers=_auth(token)
+    )
+    assert other.status_code == 401, other.text
+    DEVELOPER_TOKEN.append(token)
+
+
+def _token(api: httpx.Client, username: str, password: str) -> str:
+    answer = api.post("/api/auth/token", json={"username": username, "password": password})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token"])
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def regulator_in_the_portal(browser: Any, stack: Stack, trial_id: str, shots: Path) -> None:
+    """A regulator of SG on a phone: signs in, downloads the PDF, verifies the JSON, decides."""
+    page = browser.new_page(viewport={"width": 375, "height": 812}, accept_downloads=True)
+    try:
+        page.goto(f"{stack.platform}/portal/trials/{trial_id}")
+        page.get_by_label("Username").fill("sg-regulator")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"**/portal/trials/{trial_id}")
+        assert page.get_by_role("heading", name="Verdict for Singapore (SG)").is_visible()
+        page.screenshot(path=str(shots / "portal-trial.png"))
+        with page.expect_download() as pdf:
+            page.get_by_role("link", name="Report, PDF").click()
+        pdf_path = shots / "report.pdf"
+        pdf.value.save_as(pdf_path)
+        assert pdf_path.read_bytes().startswith(b"%PDF")
+        with page.expect_download() as report:
+            page.get_by_role("link", name="Report, JSON (the signed document)").click()
+        json_path = shots / "report.json"
+        report.value.save_as(json_path)
+        page.get_by_role("link", name="Verify a report").click()
+        page.get_by_label("Report file (JSON)").set_input_files(str(json_path))
+        page.get_by_role("button", name="Verify").click()
+        assert "intact" in page.content().lower()
+        page.screenshot(path=str(shots / "portal-verified.png"))
+        page.goto(f"{stack.platform}/portal/trials/{trial_id}")
+        page.get_by_label("Approve with conditions").check()
+        page.get_by_label("Comment").fill("Recalibrate on the Singapore population before deployment.")
+        page.get_by_role("button", name="Record and sign the decision").click()
+        assert "was recorded and signed" in page.get_by_role("status").inner_text()
+        page.screenshot(path=str(shots / "portal-decision.png"), full_page=True)
+    finally:
+        page.close()
 
 
 @pytest.fixture(scope="module")
@@ -272,12 +355,26 @@ def test_an_administrator_runs_the_sample_trial_from_the_prefect_ui(
             assert portal in summary.links
             assert artifacts["mlflow-run"].links[0].startswith(f"{stack.mlflow}/#/experiments/")
 
-            # What another part of the platform attaches to the run later shows on a reload.
-            ui.attach_note(
-                stack.prefect_api, run_id, "administrator-note", "# Note\nRe-run with the approved cohort."
+            # The developer's calls are in the trial's metrics, apart from the evaluation's.
+            api = httpx.Client(base_url=stack.platform, timeout=30)
+            metrics = api.get(
+                f"/api/trials/{trial_id}/metrics", headers=_auth(_token(api, "acme-dev", PASSWORD))
             )
-            note = ui.wait_for_artifact(page, stack.prefect, run_id, "administrator-note")
-            assert note.raw == "# Note\nRe-run with the approved cohort.", note
+            assert metrics.status_code == 200, metrics.text
+            values = metrics.json()["values"]
+            assert values["developer/ops/requests"] == DEVELOPER_CALLS, values
+            # The window has closed: the same token is refused now.
+            late = httpx.post(
+                f"{stack.platform}/trials/{trial_id}/invocations", json={}, headers=_auth(DEVELOPER_TOKEN[-1])
+            )
+            assert late.status_code in (401, 409), late.text
+
+            regulator_in_the_portal(browser, stack, trial_id, shots)
+            # The regulator's signed decision shows on the Prefect run.
+            decision = ui.wait_for_artifact(page, stack.prefect, run_id, f"decision-{trial_id}-sg")
+            assert (
+                "approve_with_conditions" in decision.raw.replace(" ", "_") or "conditions" in decision.raw
+            ), decision
         except Exception as exc:
             raise AssertionError(f"{exc}\n--- regsandbox up said:\n{stack.said()[-4000:]}") from exc
         finally:
@@ -287,9 +384,14 @@ def test_an_administrator_runs_the_sample_trial_from_the_prefect_ui(
     for port in stack.ports:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after stop"
-    published = _publish_screenshots(shots)
-    assert [p.name for p in published] == [
+    assert {p.name for p in shots.glob("*.png")} >= {
         "prefect-custom-run.png",
         "prefect-deployment.png",
         "prefect-run-artifacts.png",
-    ]
+        "portal-trial.png",
+        "portal-verified.png",
+        "portal-decision.png",
+    }
+    # Refreshing the documentation's copies is asked for, never a side effect of a test run.
+    if os.environ.get("REGSANDBOX_DOCS_SCREENSHOTS") == "1":
+        _publish_screenshots(shots)
