@@ -55,10 +55,12 @@ class Tally:
 def spec_for(model_uri: Path) -> TrialSpec:
     data = yaml.safe_load(EXAMPLE.read_text())
     data["model"]["uri"] = str(model_uri)
-    data["data"]["synthetic"]["rows"] = 1500
+    # Long enough (2,000 requests, one at a time) that the workload is still emitting its own
+    # evidence through the whole 6 s outage, however fast the gateway and the model answer.
+    data["data"]["synthetic"]["rows"] = 4000
     data["workload"] = {
         **data.get("workload", {}),
-        "batch_size": 10,
+        "batch_size": 2,
         "concurrency": 1,
         "developer_window_s": 10,
     }
