@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,20 +30,14 @@ import pytest
 from orchestrator.spec import load_spec
 from orchestrator.trial import trial_id_for
 from tests.e2e import prefect_ui as ui
+from tests.e2e.servers import free_port as _free_port
+from tests.e2e.servers import wait_healthy as _wait
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 SAMPLE = ROOT / "examples" / "trials" / "diabetes-risk.yaml"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WINDOW_S = 40
 ROWS = 600
 PASSWORD = "a-long-test-password"
@@ -77,25 +70,6 @@ class Stack:
 
     def said(self) -> str:
         return self.output.read_text(errors="replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "regsandbox up exited early"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 def _wait_for_output(output: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> str:
@@ -275,17 +249,6 @@ def regulator_in_the_portal(browser: Any, stack: Stack, trial_id: str, shots: Pa
         page.screenshot(path=str(shots / "portal-decision.png"), full_page=True)
     finally:
         page.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium"
-    from playwright.sync_api import sync_playwright  # pip install playwright (no `playwright install`)
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _publish_screenshots(shots: Path) -> list[Path]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import socket
 import threading
 import time
@@ -26,7 +25,6 @@ import uvicorn
 from orchestrator.api.app import create_app
 from orchestrator.reports.writer import JSON_NAME, PDF_NAME
 from orchestrator.settings import Settings
-from tests.e2e.test_report_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.portal.seed import PASSWORD, seed, write_sample
 
 pytestmark = pytest.mark.slow
@@ -54,17 +52,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 class Phone:

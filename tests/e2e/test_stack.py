@@ -16,34 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
+from tests.e2e.servers import free_port as _free_port
+from tests.e2e.servers import wait_healthy as _wait
 from tests.integration.models import candidate_model
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "regsandbox up exited early"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(url)
 
 
 async def _run_from_deployment(api: str, spec: dict) -> tuple[str, str]:  # type: ignore[type-arg]
