@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
@@ -27,3 +28,31 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 12
             pass
         time.sleep(0.5)
     raise TimeoutError(url)
+
+
+def start_up(
+    command: list[str], ports: tuple[int, int, int], env: dict[str, str], cwd: Path, output: Path
+) -> subprocess.Popen[bytes]:
+    """``regsandbox up`` (``command``) on the Prefect, MLflow and platform ``ports``, in a session of
+    its own, saying what it says into ``output``; returns once all three servers answer."""
+    prefect, mlflow, api = ports
+    up = subprocess.Popen(
+        [
+            *command,
+            "up",
+            "--prefect-port",
+            str(prefect),
+            "--mlflow-port",
+            str(mlflow),
+            "--api-port",
+            str(api),
+        ],
+        env=env,
+        cwd=cwd,
+        stdout=output.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    for url in (f"{prefect}/api/health", f"{mlflow}/health", f"{api}/api/health"):
+        wait_healthy(f"http://127.0.0.1:{url}", up)
+    return up

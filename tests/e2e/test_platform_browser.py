@@ -31,7 +31,7 @@ from orchestrator.spec import load_spec
 from orchestrator.trial import trial_id_for
 from tests.e2e import prefect_ui as ui
 from tests.e2e.servers import free_port as _free_port
-from tests.e2e.servers import wait_healthy as _wait
+from tests.e2e.servers import start_up
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -92,29 +92,9 @@ def running_stack(tmp_path: Path) -> Iterator[Stack]:
     # The runner's flow runs import ``flows`` and ``orchestrator`` from this checkout too.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     output = tmp_path / "up.log"
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "up",
-            "--prefect-port",
-            str(prefect_port),
-            "--mlflow-port",
-            str(mlflow_port),
-            "--api-port",
-            str(api_port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=output.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    ports = (prefect_port, mlflow_port, api_port)
+    up = start_up([sys.executable, "-m", "orchestrator.cli"], ports, env, ROOT, output)
     try:
-        _wait(f"http://127.0.0.1:{prefect_port}/api/health", up)
-        _wait(f"http://127.0.0.1:{mlflow_port}/health", up)
-        _wait(f"http://127.0.0.1:{api_port}/api/health", up)
         # Printed once the sample candidate is registered, just before the deployments are served.
         said = _wait_for_output(output, "serving the flows", up, timeout=300)
         password = re.search(r"administrator\s+admin / (\S+)", said)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.e2e.servers import free_port as _free_port
-from tests.e2e.servers import wait_healthy as _wait
+from tests.e2e.servers import start_up
 from tests.integration.models import candidate_model
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -51,27 +51,9 @@ def test_up_serves_the_trial_flow_to_the_prefect_api(docker_client, tmp_path: Pa
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "REGSANDBOX_"))}
     env["REGSANDBOX_HOME"] = str(tmp_path / "home")
     output = tmp_path / "up.log"  # shown when the test fails: what the stack itself said
-    up = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "regsandbox"),
-            "up",
-            "--prefect-port",
-            str(prefect_port),
-            "--mlflow-port",
-            str(mlflow_port),
-            "--api-port",
-            str(api_port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=output.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    ports = (prefect_port, mlflow_port, api_port)
+    up = start_up([str(Path(sys.executable).parent / "regsandbox")], ports, env, ROOT, output)
     try:
-        _wait(f"http://127.0.0.1:{prefect_port}/api/health", up)
-        _wait(f"http://127.0.0.1:{mlflow_port}/health", up)
-        _wait(f"http://127.0.0.1:{api_port}/api/health", up)
         spec = yaml.safe_load((ROOT / "examples" / "trials" / "diabetes-risk.yaml").read_text())
         spec["model"]["uri"] = str(candidate_model(tmp_path / "model"))
         spec["data"]["synthetic"]["rows"] = 400
