@@ -241,7 +241,11 @@ exec runc "$@"
 EOF
   chmod +x "$RUN/runc-clamp-oom"
   mkdir -p "$K8S_HOME/docker-$PORT_BASE" "$RUN/docker-exec"
-  launch dockerd dockerd --host "unix://$RUN/docker.sock" --data-root "$K8S_HOME/docker-$PORT_BASE" \
+  # In a network namespace of its own: a dockerd started with --bridge=none deletes the interface
+  # called docker0 (its default bridge) at start-up, which in the host's namespace is the main
+  # engine's bridge; in its own namespace there is none to delete. Its containers get namespaces
+  # of their own either way, and its socket is a file.
+  launch dockerd unshare --net dockerd --host "unix://$RUN/docker.sock" --data-root "$K8S_HOME/docker-$PORT_BASE" \
     --exec-root "$RUN/docker-exec" --pidfile "$RUN/docker-exec/dockerd.pid" --bridge=none \
     --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
     --add-runtime "clamp-oom=$RUN/runc-clamp-oom" --default-runtime=clamp-oom \

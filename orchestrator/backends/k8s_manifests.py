@@ -37,6 +37,7 @@ MODEL_MOUNT = "/model"
 MODEL_READY = ".complete"
 LOADER = "model-loader"
 SERVER = "model"
+SERVICE = "model-server"
 APP_LABEL = "regsandbox.role"
 # CPU is requested at a tenth of the limit (at most 100m) so that a small node can hold many
 # idle sandboxes; memory is requested at its limit, which is what the OOM killer enforces.
@@ -296,7 +297,7 @@ def model_service(trial_id: str, port: int) -> V1Service:
     return V1Service(
         api_version="v1",
         kind="Service",
-        metadata=_meta("model-server", trial_id),
+        metadata=_meta(SERVICE, trial_id),
         spec=V1ServiceSpec(
             type="ClusterIP",
             selector={**object_labels(trial_id), APP_LABEL: SERVER},

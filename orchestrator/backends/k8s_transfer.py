@@ -1,4 +1,5 @@
-"""Moving bytes between the platform and a sandbox pod through the Kubernetes API server only.
+"""Moving bytes between the platform and a sandbox pod through the Kubernetes API server only,
+and template images to a local cluster's node.
 
 Neither direction needs a network path into or out of the sandbox: the model artefact is
 streamed into the pod's init container over the API server's exec channel, and the gateway
@@ -12,14 +13,19 @@ import base64
 import io
 import select
 import socket
+import subprocess
 import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends.k8s_manifests import MODEL_MOUNT, MODEL_READY
 from orchestrator.errors import BackendError
+
+if TYPE_CHECKING:
+    from orchestrator.settings import Settings
+    from orchestrator.templates import Template
 
 CHUNK = 256 * 1024
 END = "--end-of-artefact--"
@@ -54,6 +60,33 @@ with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
 open(os.path.join(root, "{MODEL_READY}"), "w").close()
 print("received", len(data))
 """
+
+
+def node_image(template: Template, settings: Settings) -> tuple[str, str | None]:
+    """The template's image, built here and, for a local cluster, loaded into its node's engine
+    (elsewhere the cluster pulls it from a registry)."""
+    from orchestrator.backends.docker import DockerBackend
+    from orchestrator.templates import ensure_image
+
+    image = ensure_image(template, settings, DockerBackend(settings).client)
+    if settings.kube_node_docker_host:
+        for tag in (settings.base_image, image.tag):
+            _load_into_node(tag, settings.kube_node_docker_host, settings.docker_host)
+    return image.tag, image.id
+
+
+def _load_into_node(tag: str, node: str, source_host: str | None) -> None:
+    present = subprocess.run(
+        ["docker", "-H", node, "image", "inspect", tag], capture_output=True, check=False
+    )
+    if present.returncode == 0:
+        return
+    source = ["docker", *(["-H", source_host] if source_host else [])]
+    save = subprocess.Popen([*source, "save", tag], stdout=subprocess.PIPE)
+    load = subprocess.run(["docker", "-H", node, "load"], stdin=save.stdout, capture_output=True, check=False)
+    save.wait()
+    if save.returncode or load.returncode:
+        raise BackendError(f"[kubernetes] cannot load {tag} into the node's engine: {load.stderr[-300:]!r}")
 
 
 def pack(model_dir: Path) -> bytes:

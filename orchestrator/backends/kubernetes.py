@@ -10,7 +10,6 @@ and even then the attestation says so.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,11 @@ from orchestrator.backends.base import (
     SandboxBackend,
 )
 from orchestrator.backends.k8s_observation import PodObservation, _init_running, _ready, _why
-from orchestrator.backends.k8s_transfer import PortForwardRelay, deliver_model
+from orchestrator.backends.k8s_transfer import PortForwardRelay, deliver_model, node_image
 from orchestrator.errors import BackendError, BackendUnavailableError, SandboxTimeoutError
 from orchestrator.settings import Settings, get_settings
 from orchestrator.spec import Resources
-from orchestrator.templates import Template, ensure_image
+from orchestrator.templates import Template
 
 
 def _kubeconfig(settings: Settings) -> str | None:
@@ -53,6 +52,9 @@ class KubernetesBackend(PodObservation, SandboxBackend):
         self.settings = settings or get_settings()
         self._api: Any = None
         self._relays: dict[str, PortForwardRelay] = {}
+        # Inside the cluster (the Helm chart's runner) the gateway reaches the model by its Service;
+        # from outside, through the API server's port-forward.
+        self.in_cluster = False
 
     # -- client ----------------------------------------------------------------------
     @property
@@ -69,6 +71,7 @@ class KubernetesBackend(PodObservation, SandboxBackend):
                 elif os.environ.get("KUBERNETES_SERVICE_HOST"):
                     config.load_incluster_config()
                     self._api = client.ApiClient()
+                    self.in_cluster = True
                 else:
                     raise BackendUnavailableError(
                         "[kubernetes] no cluster configured: set REGSANDBOX_KUBECONFIG or KUBECONFIG "
@@ -154,40 +157,10 @@ class KubernetesBackend(PodObservation, SandboxBackend):
             details={"namespace": namespace},
         )
 
-    def _image(self, template: Template) -> tuple[str, str | None]:
-        """The template's image, built here and, for a local cluster, loaded into its node."""
-        from orchestrator.backends.docker import DockerBackend
-
-        docker = DockerBackend(self.settings).client
-        image = ensure_image(template, self.settings, docker)
-        for tag in (self.settings.base_image, image.tag):
-            self._load_into_node(tag)
-        return image.tag, image.id
-
-    def _load_into_node(self, tag: str) -> None:
-        node = self.settings.kube_node_docker_host
-        if not node:
-            return
-        present = subprocess.run(
-            ["docker", "-H", node, "image", "inspect", tag], capture_output=True, check=False
-        )
-        if present.returncode == 0:
-            return
-        source = ["docker", *(["-H", self.settings.docker_host] if self.settings.docker_host else [])]
-        save = subprocess.Popen([*source, "save", tag], stdout=subprocess.PIPE)
-        load = subprocess.run(
-            ["docker", "-H", node, "load"], stdin=save.stdout, capture_output=True, check=False
-        )
-        save.wait()
-        if save.returncode or load.returncode:
-            raise BackendError(
-                f"[kubernetes] cannot load {tag} into the node's engine: {load.stderr[-300:]!r}"
-            )
-
     def _deploy(self, sandbox: Sandbox, template: Template, model_dir: Path) -> Endpoint:
         started = time.monotonic()
         trial_id, namespace = sandbox.trial_id, sandbox.details["namespace"]
-        image, digest = self._image(template)
+        image, digest = node_image(template, self.settings)
         deployment = m.model_deployment(
             trial_id, image, template.port, template.health_path, sandbox.resources, self.settings
         )
@@ -197,10 +170,14 @@ class KubernetesBackend(PodObservation, SandboxBackend):
         pod = self._wait_pod(namespace, trial_id, deadline, lambda p: _init_running(p, m.LOADER))
         self._deliver(namespace, pod.metadata.name, model_dir, deadline)
         pod = self._wait_pod(namespace, trial_id, deadline, _ready)
-        relay = PortForwardRelay(self.stream_core, namespace, pod.metadata.name, template.port).start()
-        self._relays[trial_id] = relay
+        if self.in_cluster:
+            url = f"http://{m.SERVICE}.{namespace}.svc:{template.port}"
+        else:
+            relay = PortForwardRelay(self.stream_core, namespace, pod.metadata.name, template.port).start()
+            self._relays[trial_id] = relay
+            url = relay.url
         return Endpoint(
-            url=relay.url,
+            url=url,
             health_path=template.health_path,
             container=pod.metadata.name,
             image=image,
