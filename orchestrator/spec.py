@@ -39,14 +39,69 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ModelSpec(_Spec):
-    uri: str = Field(
+# A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lower-case path.
+IMAGE_REF = (
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+class ImageSpec(_Spec):
+    name: str = Field(
+        max_length=255,
         description=(
-            "Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory."
+            "Docker image already loaded in the local engine, e.g. regsandbox/smollm2:0.1.2. "
+            "It is never pulled: load it (docker load) or build it first."
+        ),
+    )
+    port: int | None = Field(
+        default=None,
+        gt=0,
+        lt=65536,
+        description="Port its server listens on (also given to it as PORT). Default: the template's.",
+    )
+    health_path: str | None = Field(
+        default=None,
+        description="GET path answering 200 once the model is loaded. Default: the template's.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        if not re.fullmatch(IMAGE_REF, value):
+            raise ValueError(f"{value!r} is not an image reference (e.g. regsandbox/smollm2:0.1.2)")
+        return value
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"/[^\s?#]*", value):
+            raise ValueError(f"{value!r} is not a path (e.g. /v1/models)")
+        return value
+
+
+class ModelSpec(_Spec):
+    uri: str | None = Field(
+        default=None,
+        description=(
+            "Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory. "
+            "Required unless the template serves an image named in model.image."
         ),
         min_length=1,
     )
     template: str = Field(default="mlflow-pyfunc", description="Sandbox template that serves the model.")
+    image: ImageSpec | None = Field(
+        default=None,
+        description=(
+            "For the custom-image template: the locally loaded image that serves the model over the "
+            "template's protocol (for example the OpenAI chat API of vLLM or llama.cpp's server)."
+        ),
+    )
+
+    @property
+    def source(self) -> str:
+        """What the spec names as the model: its URI, or the image that carries it."""
+        return self.uri or (self.image.name if self.image else "")
 
 
 class SyntheticData(_Spec):
