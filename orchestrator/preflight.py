@@ -88,6 +88,8 @@ def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
     if template is not None:
         template, found = _model_problems(template, spec)
         problems.extend(found)
+    elif spec.model.uri is not None:
+        problems.extend(filter(None, [_model_problem(spec.model.uri)]))
     approved = spec.data.approved
     if approved is not None and not approved.path.is_file():
         problems.append(f"data.approved.path: no file at {approved.path}")
