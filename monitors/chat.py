@@ -57,8 +57,9 @@ class ChatMonitor(Monitor):
 
     name = "chat"
 
-    def __init__(self) -> None:
+    def __init__(self, notes: list[str] | None = None) -> None:
         self._outcomes: dict[str, ChatOutcome] = {}
+        self._notes = list(notes or [])
 
     def update(self, batch: EvalBatch | ChatBatch, step: int) -> list[MetricPoint]:
         if isinstance(batch, ChatBatch):
@@ -183,7 +184,8 @@ class ChatMonitor(Monitor):
     def result(self) -> MonitorResult:
         values = self._values()
         notes = [
-            f"{len(self._outcomes)} chat case(s) graded; rates over no cases are reported as not assessed."
+            f"{len(self._outcomes)} chat case(s) graded; rates over no cases are reported as not assessed.",
+            *self._notes,
         ]
         return MonitorResult(
             monitor=self.name,

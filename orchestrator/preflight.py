@@ -43,6 +43,30 @@ def _model_problem(uri: str) -> str | None:
     return None
 
 
+def _data_problems(spec: TrialSpec, template: Template | None) -> list[str]:
+    """A chat template needs evaluation packs, a tabular one needs rows; every pack must load."""
+    from orchestrator.evaluation.packs import load_pack
+
+    problems = []
+    packs = spec.data.source == "packs"
+    if template is not None and (template.kind == "chat") != packs:
+        wanted = "packs" if template.kind == "chat" else "synthetic or approved"
+        problems.append(
+            f"data.source: template {template.name!r} serves {template.kind} models, evaluated on "
+            f"{wanted} data, not {spec.data.source}"
+        )
+    for index, name in enumerate(spec.data.packs or []):
+        try:
+            pack = load_pack(name)
+        except RegSandboxError as exc:
+            problems.append(f"data.packs[{index}]: {exc}")
+            continue
+        languages = spec.data.languages
+        if languages and not set(languages) & {i.language for i in pack.items}:
+            problems.append(f"data.packs[{index}]: {pack.manifest.id} has no case in data.languages {languages}")
+    return problems
+
+
 def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
     """Load what the trial needs and check what it names; raise SpecError listing every problem."""
     from orchestrator.evaluation import known_kinds
@@ -68,6 +92,7 @@ def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
     model = _model_problem(spec.model.uri)
     if model:
         problems.append(model)
+    problems += _data_problems(spec, template)
     approved = spec.data.approved
     if approved is not None and not approved.path.is_file():
         problems.append(f"data.approved.path: no file at {approved.path}")

@@ -205,3 +205,40 @@ def load_packs(names: list[str], base: Path | None = None, languages: list[str] 
             seen[item.id] = pack.manifest.id
         packs.append(pack)
     return packs
+
+
+class PackData(_Model):
+    """The packs a chat trial runs, as loaded and written to the trial's work directory."""
+
+    packs: list[Pack]
+    path: Path = Field(description="cases.jsonl in the work directory: every case as sent.")
+    sha256: str = Field(description="sha256 of cases.jsonl.")
+
+    @property
+    def cases(self) -> int:
+        return sum(len(p.items) for p in self.packs)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted({i.language for p in self.packs for i in p.items})
+
+
+def write_cases(packs: list[Pack], workdir: Path) -> PackData:
+    """Write every case (pack, version, id, messages) to ``cases.jsonl``, read-only, and digest it."""
+    import json
+
+    path = workdir / "cases.jsonl"
+    lines = [
+        json.dumps(
+            {"pack": p.manifest.id, "version": p.manifest.version, **i.model_dump(exclude_none=True)},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        for p in packs
+        for i in p.items
+    ]
+    if path.exists():
+        path.chmod(0o644)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o444)
+    return PackData(packs=packs, path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())

@@ -17,6 +17,10 @@ def prepare_data(trial: Trial) -> DataReady:
     from orchestrator.model_artifacts import fetch_model
 
     admission: Admission = trial.records.need("admission")
+    if admission.kind == "chat":
+        from orchestrator.steps.packs import prepare_packs
+
+        return prepare_packs(trial)
     prepared = prepare_trial_data(trial.spec, trial.workdir)
     contract = prepared.contract
     client, run = trial.live.client, admission.mlflow
