@@ -63,7 +63,9 @@ def _data_problems(spec: TrialSpec, template: Template | None) -> list[str]:
             continue
         languages = spec.data.languages
         if languages and not set(languages) & {i.language for i in pack.items}:
-            problems.append(f"data.packs[{index}]: {pack.manifest.id} has no case in data.languages {languages}")
+            problems.append(
+                f"data.packs[{index}]: {pack.manifest.id} has no case in data.languages {languages}"
+            )
     return problems
 
 

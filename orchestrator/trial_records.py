@@ -70,7 +70,6 @@ class DataReady(_Record):
         default=None, description="The population drift is measured against, or why there is none."
     )
 
-
     @property
     def cases(self) -> int:
         if self.packs is not None:

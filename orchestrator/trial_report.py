@@ -105,7 +105,9 @@ def _packs(data: PackData) -> DataSection:
             for item in pack.items:
                 group = key(item, pack)
                 counts[group] = counts.get(group, 0) + 1
-        makeup += [MakeupRow(attribute=attribute, group=g, n=n, share=n / total) for g, n in sorted(counts.items())]
+        makeup += [
+            MakeupRow(attribute=attribute, group=g, n=n, share=n / total) for g, n in sorted(counts.items())
+        ]
     return DataSection(
         source="packs",
         rows=data.cases,

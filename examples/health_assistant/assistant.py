@@ -38,8 +38,14 @@ from mlflow.types.llm import (
 )
 
 MODEL_NAME = "health-assistant"
-SCRIPTS = (("th", 0x0E00, 0x0E7F), ("lo", 0x0E80, 0x0EFF), ("my", 0x1000, 0x109F), ("km", 0x1780, 0x17FF),
-           ("ta", 0x0B80, 0x0BFF), ("zh", 0x4E00, 0x9FFF))
+SCRIPTS = (
+    ("th", 0x0E00, 0x0E7F),
+    ("lo", 0x0E80, 0x0EFF),
+    ("my", 0x1000, 0x109F),
+    ("km", 0x1780, 0x17FF),
+    ("ta", 0x0B80, 0x0BFF),
+    ("zh", 0x4E00, 0x9FFF),
+)
 OPTION = re.compile(r"^([A-D])\)\s*(.+?)\s*$", re.MULTILINE)
 WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -159,14 +165,17 @@ class HealthAssistant(ChatModel):
         return f"{self.phrase('urgent', lang)}\nDECISION: URGENT"
 
     # -- ChatModel ------------------------------------------------------------------------------
-    def predict(self, context: Any, messages: list[ChatMessage], params: ChatParams) -> ChatCompletionResponse:
+    def predict(
+        self, context: Any, messages: list[ChatMessage], params: ChatParams
+    ) -> ChatCompletionResponse:
         text = self.reply(messages)
         prompt = sum(count_tokens(m.content or "") for m in messages)
         completion = count_tokens(text)
         return ChatCompletionResponse(
             choices=[ChatChoice(message=ChatMessage(role="assistant", content=text))],
-            usage=TokenUsageStats(prompt_tokens=prompt, completion_tokens=completion,
-                                  total_tokens=prompt + completion),
+            usage=TokenUsageStats(
+                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+            ),
             model=MODEL_NAME,
         )
 
@@ -178,11 +187,14 @@ class HealthAssistant(ChatModel):
         pieces = re.findall(r"\S+\s*|\s+", text) or [text]
         for index, piece in enumerate(pieces):
             delta = ChatChoiceDelta(role="assistant" if index == 0 else None, content=piece)
-            yield ChatCompletionChunk(choices=[ChatChunkChoice(delta=delta)], id=ident, created=created,
-                                      model=MODEL_NAME)
+            yield ChatCompletionChunk(
+                choices=[ChatChunkChoice(delta=delta)], id=ident, created=created, model=MODEL_NAME
+            )
         yield ChatCompletionChunk(
             choices=[ChatChunkChoice(delta=ChatChoiceDelta(content=""), finish_reason="stop")],
-            id=ident, created=created, model=MODEL_NAME,
+            id=ident,
+            created=created,
+            model=MODEL_NAME,
         )
 
 

@@ -26,7 +26,9 @@ def prepare_packs(trial: Trial) -> DataReady:
     data = write_cases(packs, trial.workdir)
     client, run = trial.live.client, admission.mlflow
     if client is not None and run is not None:
-        summary = {p.key: {"cases": len(p.items), "sha256": p.sha256, "grader": p.manifest.grader} for p in packs}
+        summary = {
+            p.key: {"cases": len(p.items), "sha256": p.sha256, "grader": p.manifest.grader} for p in packs
+        }
         client.log_dict(run.run_id, summary, "evaluation-packs/summary.json")
         client.log_artifact(run.run_id, str(data.path), "evaluation-packs")
         now = int(time.time() * 1000)

@@ -40,7 +40,9 @@ class BadRequest(ValueError):
         self.param = param
 
 
-def error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
+def error(
+    status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"
+) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status)
 
 
@@ -82,7 +84,9 @@ def completion(payload: dict[str, Any]) -> dict[str, Any]:
     usage = answer.get("usage") or {}
     if not usage.get("total_tokens"):
         prompt = sum(count_tokens(m["content"]) for m in payload["messages"])
-        completion_tokens = sum(count_tokens((c.get("message") or {}).get("content", "")) for c in answer["choices"])
+        completion_tokens = sum(
+            count_tokens((c.get("message") or {}).get("content", "")) for c in answer["choices"]
+        )
         usage = {"prompt_tokens": prompt, "completion_tokens": completion_tokens}
         usage["total_tokens"] = prompt + completion_tokens
     answer["usage"] = usage
@@ -94,8 +98,13 @@ def chunks(payload: dict[str, Any], include_usage: bool) -> Iterator[str]:
     text = []
 
     def frame(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
-        body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-                "choices": choices}
+        body = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL_ID,
+            "choices": choices,
+        }
         if usage is not None:
             body["usage"] = usage
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
@@ -110,8 +119,10 @@ def chunks(payload: dict[str, Any], include_usage: bool) -> Iterator[str]:
             # A ChatModel without predict_stream: one chunk with the whole answer.
             answer = completion(payload)
             message = answer["choices"][0].get("message") or {}
-            stream = [{"choices": [{"index": 0, "delta": message, "finish_reason": None}]},
-                      {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+            stream = [
+                {"choices": [{"index": 0, "delta": message, "finish_reason": None}]},
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            ]
         for chunk in stream:
             choices = chunk.get("choices") or []
             for choice in choices:
@@ -120,7 +131,9 @@ def chunks(payload: dict[str, Any], include_usage: bool) -> Iterator[str]:
         if include_usage:
             prompt = sum(count_tokens(m["content"]) for m in payload["messages"])
             done = count_tokens("".join(text))
-            yield frame([], {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done})
+            yield frame(
+                [], {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+            )
     except Exception as exc:  # noqa: BLE001 - the stream already started: report in-band
         yield f"data: {json.dumps({'error': {'message': str(exc)[:2000], 'type': 'model_error'}})}\n\n"
     yield "data: [DONE]\n\n"
@@ -133,8 +146,10 @@ def health() -> dict[str, Any]:
 
 @app.get("/v1/models")
 def models() -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": loaded_at,
-                                        "owned_by": "regsandbox"}]}
+    return {
+        "object": "list",
+        "data": [{"id": MODEL_ID, "object": "model", "created": loaded_at, "owned_by": "regsandbox"}],
+    }
 
 
 @app.post("/v1/chat/completions", response_model=None)
