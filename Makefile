@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system engine base-image chat-image demo test test-chat-slow test-unit lint clean bench
+.PHONY: setup system engine base-image chat-image demo demo-chat test test-chat-slow test-unit lint clean bench
 
 # Idempotent and fast when nothing changed: pip only runs when pyproject.toml is newer
 # than the stamp left by the last install.
@@ -36,6 +36,11 @@ chat-image: base-image setup
 demo: system setup base-image
 	$(BIN)/python -m examples.train_candidate
 	$(BIN)/regsandbox trial run examples/trials/diabetes-risk.yaml
+
+# The chat sample: a rule-based multilingual health assistant with some weaknesses switched on.
+demo-chat: system setup base-image
+	$(BIN)/python -m examples.build_health_assistant
+	$(BIN)/regsandbox trial run examples/trials/health-assistant.yaml
 
 # Tests that run a real language model (marker smollm2) are the slower target below.
 test: system setup base-image

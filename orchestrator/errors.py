@@ -32,6 +32,10 @@ class DataError(RegSandboxError, ValueError):
     """Trial data could not be produced, verified or validated."""
 
 
+class PackError(DataError):
+    """An evaluation pack is unknown, or its manifest or items are malformed."""
+
+
 class TemplateError(RegSandboxError, LookupError):
     """A sandbox template is unknown or its image cannot be built."""
 

@@ -63,6 +63,32 @@ def _model_problems(template: Template, spec: TrialSpec) -> tuple[Template, list
     return named_image.resolved(template, spec.model), problems
 
 
+def _data_problems(spec: TrialSpec, template: Template | None) -> list[str]:
+    """A chat template needs evaluation packs, a tabular one needs rows; every pack must load."""
+    from orchestrator.evaluation.packs import load_pack
+
+    problems = []
+    packs = spec.data.source == "packs"
+    if template is not None and (template.kind == "chat") != packs:
+        wanted = "packs" if template.kind == "chat" else "synthetic or approved"
+        problems.append(
+            f"data.source: template {template.name!r} serves {template.kind} models, evaluated on "
+            f"{wanted} data, not {spec.data.source}"
+        )
+    for index, name in enumerate(spec.data.packs or []):
+        try:
+            pack = load_pack(name)
+        except RegSandboxError as exc:
+            problems.append(f"data.packs[{index}]: {exc}")
+            continue
+        languages = spec.data.languages
+        if languages and not set(languages) & {i.language for i in pack.items}:
+            problems.append(
+                f"data.packs[{index}]: {pack.manifest.id} has no case in data.languages {languages}"
+            )
+    return problems
+
+
 def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
     """Load what the trial needs and check what it names; raise SpecError listing every problem."""
     from orchestrator.evaluation import known_kinds
@@ -90,6 +116,7 @@ def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
         problems.extend(found)
     elif spec.model.uri is not None:
         problems.extend(filter(None, [_model_problem(spec.model.uri)]))
+    problems += _data_problems(spec, template)
     approved = spec.data.approved
     if approved is not None and not approved.path.is_file():
         problems.append(f"data.approved.path: no file at {approved.path}")

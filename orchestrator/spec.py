@@ -154,11 +154,28 @@ Reference = Annotated[
 
 
 class DataSpec(_Spec):
-    source: Literal["synthetic", "approved"] = Field(description="Where the trial's data comes from.")
+    source: Literal["synthetic", "approved", "packs"] = Field(
+        description=(
+            "Where the trial's data comes from: a synthetic population or an approved dataset (tabular "
+            "models), or evaluation packs (chat models)."
+        )
+    )
     synthetic: SyntheticData | None = Field(
         default=None, description="Generator settings (source: synthetic)."
     )
     approved: ApprovedData | None = Field(default=None, description="Approved dataset (source: approved).")
+    packs: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        description=(
+            "Evaluation packs (source: packs): built-in ids (medical-qa, safety-refusal, crisis-lines, "
+            "counterfactual, pii-canary, prompt-injection) or folders holding a manifest.yaml and "
+            "items.yaml (a path with a '/', relative to the spec file)."
+        ),
+    )
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] | None = Field(
+        default=None,
+        description="Keep only the pack cases in these languages (BCP 47, e.g. th, fil); default: all.",
+    )
     label: str = Field(default="diabetes", min_length=1, description="Column holding the ground-truth label.")
     sensitive_attributes: list[str] = Field(
         default_factory=lambda: ["sex", "age_band", "ethnicity", "country"],
@@ -199,8 +216,8 @@ class DataSpec(_Spec):
     def _defaults_by_source(cls, value: Any) -> Any:
         # Not field defaults: the spec as recorded (MLflow params, report) then states the contract and
         # reference that apply, and the JSON Schema claims no single default for both sources.
-        if not isinstance(value, dict):
-            return value
+        if not isinstance(value, dict) or value.get("source") == "packs":
+            return value  # packs carry their own graders: no tabular contract or reference applies
         synthetic = value.get("source") == "synthetic"
         filled = dict(value)
         if filled.get("expectations") is None:
@@ -222,6 +239,10 @@ class DataSpec(_Spec):
             raise ValueError("source is synthetic but an 'approved' section is given")
         if self.source == "approved" and self.approved is None:
             raise ValueError("source is approved but the 'approved' section is missing")
+        if self.source == "packs" and not self.packs:
+            raise ValueError("source is packs but no evaluation pack is named in 'packs'")
+        if self.source != "packs" and (self.packs is not None or self.languages is not None):
+            raise ValueError(f"'packs' and 'languages' apply to source: packs, not {self.source}")
         if self.id_column is not None and self.id_column in {self.label, *self.sensitive_attributes}:
             raise ValueError(f"id_column {self.id_column!r} is also the label or a sensitive attribute")
         return self
@@ -345,8 +366,10 @@ def _next_to_spec(spec: TrialSpec, base: Path) -> TrialSpec:
         update["approved"] = data.approved.model_copy(update={"path": beside(data.approved.path)})
     if isinstance(data.reference, ApprovedData):
         update["reference"] = data.reference.model_copy(update={"path": beside(data.reference.path)})
-    if is_contract_file(data.contract):
+    if is_contract_file(data.contract) and data.expectations is not None:
         update["expectations"] = str(beside(Path(data.contract)))
+    if data.packs and any("/" in name for name in data.packs):
+        update["packs"] = [str(beside(Path(n))) if "/" in n else n for n in data.packs]
     return spec.model_copy(update={"data": data.model_copy(update=update)}) if update else spec
 
 

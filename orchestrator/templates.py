@@ -185,6 +185,9 @@ def ensure_image(template: Template, settings: Settings, client: DockerClient) -
             buildargs={"BASE_IMAGE": settings.base_image},
             rm=True,
             forcerm=True,
+            # Everything comes from the build context (an offline build): the build steps need no
+            # network, and get none, so they work on an engine without its default bridge too.
+            network_mode="none",
             labels={"regsandbox.template": template.name},
         )
     except docker.errors.BuildError as exc:

@@ -20,6 +20,10 @@ def prepare_data(trial: Trial) -> DataReady:
     from orchestrator.data.reference import load_reference
 
     admission: Admission = trial.records.need("admission")
+    if admission.kind == "chat":
+        from orchestrator.steps.packs import prepare_packs
+
+        return prepare_packs(trial)
     prepared = prepare_trial_data(trial.spec, trial.workdir)
     contract = prepared.contract
     client, run = trial.live.client, admission.mlflow
@@ -46,7 +50,7 @@ def prepare_data(trial: Trial) -> DataReady:
         # The failure report still describes the data that stopped the trial.
         refusal = DataError(f"trial {trial.trial_id}: {prepared.blocking_summary()}")
         raise with_record(refusal, DataReady(prepared=prepared))
-    model = _model(trial)
+    model = candidate_model(trial)
     # The reference is data too: an altered reference file stops the trial here, before any sandbox.
     inputs = model.input_columns or [c for c in prepared.columns if c not in {prepared.label, CASE_ID}]
     reference = load_reference(trial.spec, trial.workdir, inputs)
@@ -62,7 +66,7 @@ def prepare_data(trial: Trial) -> DataReady:
     return DataReady(prepared=prepared, model=model, reference=reference)
 
 
-def _model(trial: Trial) -> ModelArtifact:
+def candidate_model(trial: Trial) -> ModelArtifact:
     """The candidate as deployed: an MLflow model fetched onto the host, or the named image."""
     from orchestrator.model_artifacts import fetch_model
     from orchestrator.named_image import image_artifact

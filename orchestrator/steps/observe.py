@@ -25,7 +25,7 @@ def run_workload(trial: Trial) -> Workload:
     assert live.streamer and live.sink and live.evaluation_token  # noqa: S101
     evaluation = get_kind(admission.kind).start(spec, data, live.streamer.put)
     live.evaluation = evaluation
-    trial.enter("observing", cases=data.prepared.rows, batch_size=spec.workload.batch_size)
+    trial.enter("observing", cases=data.cases, batch_size=spec.workload.batch_size)
     deadline = trial.started_at.timestamp() + spec.resources.timeout_s
 
     def progress(done: int, total: int) -> None:
