@@ -56,8 +56,13 @@ echo "$requirement" > "$ctx/wheels/requirements.txt"
 (cd "$ctx/debs" && { apt-get download libgomp1 >/dev/null 2>&1 \
   || { apt-get update -qq && apt-get download libgomp1 >/dev/null; }; })
 
+previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 echo "building $image (content $hash)" >&2
 docker build --quiet --build-arg "BASE_IMAGE=$base" \
   --label "regsandbox.content=$hash" --label "regsandbox.candidate=smollm2" \
   -t "$image" "$ctx" >/dev/null
+# The image this one replaces is left without a tag: remove it unless a container still uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+  docker rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "built $image" >&2

@@ -23,7 +23,7 @@ def _spec(model: dict[str, Any]) -> dict[str, Any]:
         "intended_use": "Answer health questions from the public",
         "risk_class": "B",
         "model": model,
-        "data": {"source": "synthetic"},
+        "data": {"source": "packs", "packs": ["medical-qa"]},
         "jurisdictions": ["SG"],
     }
 

@@ -1,11 +1,12 @@
 """SmolLM2-135M-Instruct behind llama-cpp-python's OpenAI-compatible server, reproducibly.
 
 llama-cpp-python's server samples at temperature 0.8 with a fresh seed unless a request says
-otherwise, so the same question could get a different answer in a re-run of the trial. This
-launcher serves the same app (``llama_cpp.server``, configured from the environment: MODEL,
-MODEL_ALIAS, N_CTX, N_THREADS, SEED, HOST, PORT) and fills in ``temperature: 0`` and the
-image's seed on every completion request that does not set them. A request that sets them
-is served as asked.
+otherwise, so the same question could get a different answer in a re-run of the trial; and it
+writes until the context is full when no ``max_tokens`` is given, which a small model stuck
+repeating itself does. This launcher serves the same app (``llama_cpp.server``, configured from
+the environment: MODEL, MODEL_ALIAS, N_CTX, N_THREADS, SEED, HOST, PORT) and fills in
+``temperature: 0``, the image's seed and a ``max_tokens`` of MAX_TOKENS on every completion
+request that does not set them. A request that sets them is served as asked.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import uvicorn
 from llama_cpp.server.app import create_app
 from llama_cpp.server.settings import Settings
 
-DEFAULTS = {"temperature": 0.0, "seed": int(os.environ.get("SEED", "42"))}
+DEFAULTS = {
+    "temperature": 0.0,
+    "seed": int(os.environ.get("SEED", "42")),
+    "max_tokens": int(os.environ.get("MAX_TOKENS", "256")),
+}
 COMPLETIONS = ("/v1/chat/completions", "/v1/completions")
 
 
 class ReproducibleDefaults:
-    """ASGI middleware: completion requests without temperature or seed get the defaults."""
+    """ASGI middleware: completion requests without temperature, seed or max_tokens get the defaults."""
 
     def __init__(self, app):
         self.app = app
