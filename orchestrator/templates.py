@@ -56,6 +56,12 @@ class Template(BaseModel):
         default_factory=list, description="Python distributions installed offline."
     )
     resources: TemplateResources = Field(default_factory=TemplateResources)
+    answer_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long the gateway waits for one answer (a language model writing one is slow).",
+    )
     image_source: Literal["build", "spec"] = Field(
         default="build",
         description=(
