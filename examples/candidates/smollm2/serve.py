@@ -21,7 +21,7 @@ from llama_cpp.server.settings import Settings
 DEFAULTS = {
     "temperature": 0.0,
     "seed": int(os.environ.get("SEED", "42")),
-    "max_tokens": int(os.environ.get("MAX_TOKENS", "256")),
+    "max_tokens": int(os.environ.get("MAX_TOKENS", "128")),
 }
 COMPLETIONS = ("/v1/chat/completions", "/v1/completions")
 
