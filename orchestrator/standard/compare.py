@@ -70,6 +70,14 @@ class ComparisonRow(_Model):
     def in_core(self) -> bool:
         return self.agreement != "some"
 
+    @property
+    def one_source(self) -> bool:
+        """Whether every profile states the row with the same criteria from the same source."""
+        spelled = {
+            tuple((q.text, q.provenance, q.reference) for q in reqs) for reqs in self.required.values()
+        }
+        return len(spelled) == 1
+
     def cell(self, code: str) -> str:
         return _cell(self.required[code]) if code in self.required else "-"
 

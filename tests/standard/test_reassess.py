@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.policy import default_policies_dir
+from orchestrator.policy import shipped_policies_dir
 from orchestrator.reports.signing import load_public_key
 from tests.standard.homes import TRIALS, cli, issue, stored
 
@@ -35,7 +35,7 @@ def test_changed_threshold_flips_exactly_what_the_stored_values_say(tmp_path: Pa
     before = {t: (f / "report.json").read_bytes() for t, f in folders.items()}
 
     # The copy: one threshold moved to between the two trials' stored values, version bumped.
-    doc = yaml.safe_load((default_policies_dir() / f"{profile_id}.yaml").read_text())
+    doc = yaml.safe_load((shipped_policies_dir() / f"{profile_id}.yaml").read_text())
     criterion = next(c for c in doc["criteria"] if c["id"] == criterion_id)
     observed = {t: stored(t)["metrics"]["values"][metric] for t in TRIALS}
     old = float(criterion["threshold"])
@@ -97,7 +97,7 @@ def test_changed_threshold_flips_exactly_what_the_stored_values_say(tmp_path: Pa
 def test_a_malformed_proposal_is_refused_naming_the_field(tmp_path: Path) -> None:
     home = tmp_path / "home"
     issue(home, TRIALS[0])
-    doc = yaml.safe_load((default_policies_dir() / "sg.yaml").read_text())
+    doc = yaml.safe_load((shipped_policies_dir() / "sg.yaml").read_text())
     doc["criteria"][0]["threshold"] = "high"
     proposed = tmp_path / "sg.yaml"
     proposed.write_text(yaml.safe_dump(doc))

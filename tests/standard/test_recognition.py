@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.policy import default_policies_dir
+from orchestrator.policy import shipped_policies_dir
 from tests.standard.homes import TRIALS, cli, issue
 
 
@@ -46,7 +46,7 @@ def test_a_trusted_neighbours_report_is_imported_and_reassessed(tmp_path: Path) 
     assert f"imported {TRIALS[0]} from th-sandbox" in imported.stdout
 
     # Re-assessed in SG under a proposed SG profile, without the model: SG reads the TH trial too.
-    doc = yaml.safe_load((default_policies_dir() / "sg.yaml").read_text())
+    doc = yaml.safe_load((shipped_policies_dir() / "sg.yaml").read_text())
     doc["version"] = "0.1.1"
     proposed = tmp_path / "sg.yaml"
     proposed.write_text(yaml.safe_dump(doc, sort_keys=False))
