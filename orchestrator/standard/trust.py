@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import NotFoundError, PolicyError, TrustError
 from orchestrator.records import utcnow
@@ -77,11 +78,22 @@ def trusted(settings: Settings) -> list[TrustedIssuer]:
     ]
 
 
-def audit_event(settings: Settings, action: str, target: str, **detail: object) -> None:
+def audit_event(
+    settings: Settings,
+    action: str,
+    target: str,
+    db: Session | None = None,
+    actor: str = "cli",
+    **detail: object,
+) -> None:
+    """Audit in the caller's transaction when it has one (the API), else in one of its own (the CLI)."""
     from orchestrator.store import audit, session_scope
 
-    with session_scope(settings) as db:
-        audit.record(db, "cli", action, target, **detail)
+    if db is not None:
+        audit.record(db, actor, action, target, **detail)
+        return
+    with session_scope(settings) as own:
+        audit.record(own, actor, action, target, **detail)
 
 
 def add_trusted(settings: Settings, name: str, key_file: Path) -> TrustedIssuer:
@@ -184,7 +196,9 @@ def verify_folder(settings: Settings, folder: Path) -> VerifiedReport:
     )
 
 
-def import_report(settings: Settings, folder: Path) -> VerifiedReport:
+def import_report(
+    settings: Settings, folder: Path, db: Session | None = None, actor: str = "cli"
+) -> VerifiedReport:
     """Verify the report in ``folder`` against the trusted issuers and keep a copy of it here."""
     found = verify_folder(settings, folder)
     if found.issuer == LOCAL:
@@ -204,6 +218,8 @@ def import_report(settings: Settings, folder: Path) -> VerifiedReport:
         settings,
         "report_imported",
         f"trial:{found.trial_id}",
+        db,
+        actor,
         issuer=found.issuer,
         fingerprint=found.fingerprint,
         report_sha256=found.sha256,

@@ -106,9 +106,9 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         sg.check("p03-proposal-refused-sg-phone", status=422)
         document = sg.page.get_by_label("New version of sg")
         document.fill(
-            document.input_value().replace("version: 0.1.0", "version: 0.2.0").replace(
-                "threshold: 0.75", f"threshold: {new}", 1
-            )
+            document.input_value()
+            .replace("version: 0.1.0", "version: 0.2.0")
+            .replace("threshold: 0.75", f"threshold: {new}", 1)
         )
         sg.page.get_by_role("button", name="Propose and re-assess the stored trials").click()
         assert "re-assessed under it" in sg.page.get_by_role("status").inner_text()
@@ -130,7 +130,9 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         # Thailand's regulator, on a desktop: reads, comments, endorses.
         _sign_in(th.page, base, "th-reg")
         th.page.get_by_role("link", name="Proposal 1: sg 0.1.0 → 0.2.0").click()
-        th.page.get_by_label("Your comment").fill("Agreed: 0.75 had no source; TH keeps the core's gap criterion.")
+        th.page.get_by_label("Your comment").fill(
+            "Agreed: 0.75 had no source; TH keeps the core's gap criterion."
+        )
         th.page.get_by_role("button", name="Add the comment").click()
         assert "Your comment was added" in th.page.get_by_role("status").inner_text()
         th.page.get_by_role("button", name="Endorse this proposal").click()
