@@ -111,3 +111,26 @@ def policy_reassess(
             err(f"recorded {path}")
     if refused and trials:
         raise typer.Exit(1)
+
+
+@policy_app.command("verify-reassessment")
+def policy_verify_reassessment(
+    record: Annotated[Path, typer.Argument(help="A recorded re-assessment (JSON; its .sig beside it).")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="Issuer's public key (default: this platform's key).")
+    ] = None,
+) -> None:
+    """Exit 0 when the re-assessment is intact and signed by the key, 1 when it is not."""
+    from orchestrator.reports.signing import export_public_key
+    from orchestrator.settings import get_settings
+    from orchestrator.standard.reassess import record_problem
+
+    key = public_key or export_public_key(get_settings().keys_dir)
+    try:
+        problem = record_problem(record, key)
+    except OSError as exc:
+        problem = f"cannot read {exc.filename}: {exc.strerror}"
+    if problem:
+        err(f"NOT VERIFIED: {problem}")
+        raise typer.Exit(1)
+    typer.echo(f"verified: {record} is intact and signed by {key}")

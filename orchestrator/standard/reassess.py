@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from cryptography.exceptions import InvalidSignature
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import PolicyError
 from orchestrator.policy import assess, default_policies_dir, load_profile
 from orchestrator.policy_models import PolicyProfile, ProfileDocument, format_threshold
 from orchestrator.records import CriterionOutcome, JurisdictionAssessment, Verdict, utcnow
-from orchestrator.reports.signing import public_key_fingerprint, sign
+from orchestrator.reports.model import ReportIntegrityError
+from orchestrator.reports.signing import decode_signature, load_public_key, public_key_fingerprint, sign
 from orchestrator.settings import Settings
 from orchestrator.standard.trust import VerifiedReport
 
@@ -283,3 +285,28 @@ def record(settings: Settings, result: TrialReassessment, proposal: Reassessment
 
 def issuer_fingerprint(settings: Settings) -> str:
     return public_key_fingerprint(settings.keys_dir)
+
+
+def record_problem(path: Path, public_key: Path) -> str | None:
+    """Why a recorded re-assessment does not verify with ``public_key``, or None when it does.
+
+    The signature (``<path>.sig``) must verify over the file's exact bytes, and those bytes must be
+    the canonical form of a ``regsandbox/reassessment/v1`` document.
+    """
+    data = Path(path).read_bytes()
+    try:
+        signature = decode_signature(Path(path).with_name(Path(path).name + ".sig").read_bytes())
+        load_public_key(public_key).verify(signature, data)
+    except ReportIntegrityError as exc:
+        return str(exc)
+    except InvalidSignature:
+        return "signature does not match the record's bytes and the public key"
+    try:
+        payload = json.loads(data)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+        return f"not a {SCHEMA} document"
+    if canonical(payload) != data:
+        return "signed but not in canonical form"
+    return None

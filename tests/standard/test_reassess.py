@@ -90,6 +90,15 @@ def test_changed_threshold_flips_exactly_what_the_stored_values_say(tmp_path: Pa
         assert cited["schema"] == "regsandbox/reassessment/v1"
         assert cited["report_sha256"] == hashlib.sha256(before[t]).hexdigest()
         assert cited["proposed_profile"]["version"] == "9.9.9"
+        assert "verified" in cli(home, "policy", "verify-reassessment", str(records[0])).stdout
+
+    # A recorded re-assessment with one verdict changed no longer verifies.
+    record = next((home / "reassessments" / TRIALS[0]).glob("*.json"))
+    forged = tmp_path / record.name
+    forged.write_bytes(record.read_bytes().replace(b'"proposed":"', b'"proposed":"x', 1))
+    forged.with_name(forged.name + ".sig").write_bytes(record.with_name(record.name + ".sig").read_bytes())
+    refused = cli(home, "policy", "verify-reassessment", str(forged), check=False)
+    assert refused.returncode == 1 and "signature does not match" in refused.stderr
     audit = cli(home, "audit", "verify")
     assert audit.returncode == 0
 
