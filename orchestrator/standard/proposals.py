@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import AccessDeniedError, ConflictError, NotFoundError, PolicyError, SpecError
@@ -34,6 +35,7 @@ from orchestrator.store import (
     ProfileProposal,
     ProposalComment,
     ProposalEndorsement,
+    Trial,
     User,
     audit,
 )
@@ -138,6 +140,42 @@ def create(
     return row
 
 
+def visible_reassessment(db: Session, user: User, proposal: ProfileProposal) -> dict[str, Any]:
+    """The attached re-assessment as ``user`` may read it.
+
+    The platform's access rules hold here too: a regulator reads the trials it may see (those that
+    name its jurisdiction, and reports imported from trusted sandboxes for reuse) and, in them, its
+    own jurisdiction's verdicts and those of the profile under negotiation. What it may not read
+    is counted, never named, so the size of the effect is known without disclosing other sponsors'
+    trials. Administrators read everything.
+    """
+    data = dict(proposal.reassessment or {})
+    trials = list(data.get("trials", []))
+    if user.role == "admin":
+        return {**data, "trials": trials, "others": None}
+    mine = user.jurisdiction if user.role == "regulator" else None
+    keep = {mine, proposal.jurisdiction} if proposal.jurisdiction != "ASEAN" else {mine}
+    named = {
+        t.trial_id: set(t.jurisdictions or [])
+        for t in db.scalars(select(Trial).where(Trial.trial_id.in_([x["trial_id"] for x in trials])))
+    }
+    shown, hidden_trials, hidden_changes, hidden_flips = [], 0, 0, 0
+    for trial in trials:
+        visible = trial.get("issuer") != trust.LOCAL or (
+            mine is not None and mine in named.get(trial["trial_id"], set())
+        )
+        rows = [j for j in trial["jurisdictions"] if visible and j["jurisdiction"] in keep]
+        rest = [j for j in trial["jurisdictions"] if j not in rows]
+        if rows:
+            shown.append({**trial, "jurisdictions": rows})
+        if rest:
+            hidden_trials += 0 if rows else 1
+            hidden_changes += sum(1 for j in rest if j["current"] != j["proposed"])
+            hidden_flips += sum(len(j["flips"]) for j in rest)
+    others = {"trials": hidden_trials, "verdict_changes": hidden_changes, "flips": hidden_flips}
+    return {**data, "trials": shown, "others": others}
+
+
 def get(db: Session, proposal_id: int) -> ProfileProposal:
     row = db.get(ProfileProposal, proposal_id)
     if row is None:
@@ -221,6 +259,15 @@ def _adopt(settings: Settings, proposal: ProfileProposal) -> Path:
 
 def accept(db: Session, settings: Settings, user: User, proposal: ProfileProposal) -> AdoptedProfile:
     """Put the proposed document in force; ``ConflictError`` when the rules do not allow it yet."""
+    # Two acceptances at once take turns: a no-op UPDATE holds the row (PostgreSQL) or the write
+    # lock (SQLite) until the transaction ends, and the state is read again after it.
+    db.execute(
+        update(ProfileProposal)
+        .where(ProfileProposal.profile_id == proposal.profile_id)
+        .values(status=ProfileProposal.status),
+        execution_options={"synchronize_session": False},
+    )
+    db.refresh(proposal)
     problem = acceptance_problem(db, user, proposal)
     if problem:
         raise ConflictError(f"proposal {proposal.id} not accepted: {problem}")

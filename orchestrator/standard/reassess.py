@@ -33,7 +33,7 @@ from orchestrator.records import CriterionOutcome, JurisdictionAssessment, Verdi
 from orchestrator.reports.model import ReportIntegrityError
 from orchestrator.reports.signing import decode_signature, load_public_key, public_key_fingerprint, sign
 from orchestrator.settings import Settings
-from orchestrator.standard.trust import VerifiedReport
+from orchestrator.standard.trust import LOCAL, VerifiedReport
 
 SCHEMA = "regsandbox/reassessment/v1"
 Outcome = Literal["pass", "fail", "insufficient evidence", "not required"]
@@ -208,8 +208,14 @@ def reassess(
         changed = load_profile(doc.id, proposed_dir)
         for report in reports:
             codes = list(report.report.trial.jurisdictions)
-            if changed.kind == "jurisdiction" and changed.jurisdiction not in codes:
-                codes.append(changed.jurisdiction)  # a neighbour's trial, read under this regulator's profile
+            if (
+                changed.kind == "jurisdiction"
+                and changed.jurisdiction not in codes
+                and report.issuer != LOCAL
+            ):
+                # A trusted neighbour's report was imported to be reused: read under this profile too.
+                # A local trial is read only for the jurisdictions its sponsor submitted it to.
+                codes.append(changed.jurisdiction)
             recorded = report.report.verdicts
             rows = []
             for code in codes:

@@ -62,7 +62,8 @@ def test_a_core_proposal_goes_from_proposed_to_accepted(platform: Platform) -> N
         },
     )
     assert made.status_code == 201, made.text
-    proposal = made.json()
+    pid = made.json()["id"]
+    proposal = platform.get("admin", f"/api/proposals/{pid}").json()  # an administrator reads it all
     # Every stored trial is re-assessed for each of its jurisdictions; the flips are exactly the
     # jurisdictions whose current outcome on the gap was a fail (every profile has it, so all flip).
     listed = {
@@ -82,7 +83,24 @@ def test_a_core_proposal_goes_from_proposed_to_accepted(platform: Platform) -> N
     }
     assert expected and listed == expected
 
-    pid = proposal["id"]
+    # The proposer reads its own jurisdiction's rows on the trials it may see; the rest is counted.
+    a_trial, b_trial = platform.refs["A"], platform.refs["B"]
+    mine = made.json()["reassessment"]
+    assert [(t["trial_id"], [j["jurisdiction"] for j in t["jurisdictions"]]) for t in mine["trials"]] == [
+        (a_trial, ["SG"])
+    ]
+    hidden = [
+        j
+        for t in proposal["reassessment"]["trials"]
+        for j in t["jurisdictions"]
+        if (t["trial_id"], j["jurisdiction"]) != (a_trial, "SG")
+    ]
+    assert mine["others"] == {
+        "trials": 1,
+        "verdict_changes": sum(1 for j in hidden if j["current"] != j["proposed"]),
+        "flips": sum(len(j["flips"]) for j in hidden),
+    }
+    assert b_trial not in json.dumps(mine)
     assert platform.post("reg_sg", f"/api/proposals/{pid}/endorsements").status_code == 409  # own proposal
     assert platform.post("reg_th", f"/api/proposals/{pid}/accept").status_code == 409  # not endorsed yet
     assert platform.post("reg_th", f"/api/proposals/{pid}/comments", json={"body": " "}).status_code == 422

@@ -29,7 +29,7 @@ from orchestrator.settings import Settings
 from orchestrator.store import AuditEvent, audit, session_scope
 from tests.e2e.test_portal_browser import PHONE, SHOTS_ENV, Phone
 from tests.portal.seed import PASSWORD, seed, write_sample
-from tests.standard.homes import TRIALS, issue, stored
+from tests.standard.homes import TRIALS, issue, register, stored
 
 pytestmark = pytest.mark.slow
 DESKTOP = {"width": 1280, "height": 900}
@@ -44,6 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
     seed(settings, write_sample(base / "written", pdf=False))
     for trial_id in TRIALS:
         issue(settings.home, trial_id)  # two real trials' reports, issued by this platform
+        register(settings, trial_id)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from orchestrator.reports import load_report, write_report
+from orchestrator.settings import Settings
+from orchestrator.store import Trial, session_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "trial_reports"
@@ -49,3 +51,22 @@ def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     if check:
         assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
     return done
+
+
+def register(settings: Settings, trial_id: str) -> None:
+    """The trial's row in the platform database, as the lifecycle publishes it when it runs here."""
+    report = load_report(settings.reports_dir / trial_id / "report.json")
+    with session_scope(settings) as db:
+        db.add(
+            Trial(
+                trial_id=trial_id,
+                name=report.trial.name,
+                sponsor=report.trial.sponsor,
+                jurisdictions=list(report.trial.jurisdictions),
+                spec=report.trial.spec,
+                status=report.status,
+                state="reported",
+                verdicts=dict(report.verdicts),
+                finished_at=report.finished_at,
+            )
+        )

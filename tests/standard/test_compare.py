@@ -62,3 +62,16 @@ def test_compare_refuses_an_unknown_profile_in_one_line(tmp_path: Path) -> None:
     done = cli(tmp_path / "home", "policy", "compare", "SG", "XX", check=False)
     assert done.returncode == 1
     assert "no policy profile 'XX'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_compare_needs_two_distinct_profiles() -> None:
+    import pytest
+
+    from orchestrator.errors import PolicyError
+    from orchestrator.standard.compare import compare_profiles
+
+    sg = load_profile("SG")
+    with pytest.raises(PolicyError, match="at least two profiles"):
+        compare_profiles([sg])
+    with pytest.raises(PolicyError, match="each profile may be named once"):
+        compare_profiles([sg, sg])

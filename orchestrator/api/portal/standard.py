@@ -192,7 +192,7 @@ def _show(
         names=names,
         base=base,
         changes=changes,
-        reassessment=row.reassessment,
+        reassessment=proposals.visible_reassessment(db, viewer.user, row),
         can_endorse=viewer.role == "regulator"
         and row.status == "open"
         and row.proposed_by != viewer.user.id

@@ -65,10 +65,13 @@ class ProposalPublic(BaseModel):
     accepted_at: dt.datetime | None
     endorsed_by: list[str]
     comments: list[CommentPublic]
-    reassessment: dict[str, Any] = Field(description="The stored trials re-assessed under the proposal.")
+    reassessment: dict[str, Any] = Field(
+        description="The stored trials re-assessed under the proposal, as far as the caller may read them; "
+        "'others' counts what it may not."
+    )
 
     @classmethod
-    def of(cls, db: Session, row: ProfileProposal) -> ProposalPublic:
+    def of(cls, db: Session, row: ProfileProposal, user: User) -> ProposalPublic:
         def name(user_id: int | None) -> str | None:
             user = db.get(User, user_id) if user_id else None
             return user.username if user else None
@@ -91,7 +94,7 @@ class ProposalPublic(BaseModel):
             accepted_at=row.accepted_at,
             endorsed_by=[n for e in proposals.endorsements(db, row) if (n := name(e.user_id))],
             comments=[CommentPublic(by=name(c.user_id), body=c.body, at=c.at) for c in comments],
-            reassessment=row.reassessment,
+            reassessment=proposals.visible_reassessment(db, user, row),
         )
 
 
@@ -120,19 +123,19 @@ def compare(
 def list_proposals(user: CurrentUser, db: DbSession) -> list[ProposalPublic]:
     _participant(user)
     rows = db.scalars(select(ProfileProposal).order_by(ProfileProposal.id.desc()))
-    return [ProposalPublic.of(db, r) for r in rows]
+    return [ProposalPublic.of(db, r, user) for r in rows]
 
 
 @router.post("/proposals", response_model=ProposalPublic, status_code=status.HTTP_201_CREATED)
 def create(body: ProposalCreate, user: CurrentUser, db: DbSession, settings: SettingsDep) -> ProposalPublic:
     row = proposals.create(db, settings, user, body.profile, body.document, body.reason)
-    return ProposalPublic.of(db, row)
+    return ProposalPublic.of(db, row, user)
 
 
 @router.get("/proposals/{proposal_id}", response_model=ProposalPublic)
 def show(proposal_id: ProposalId, user: CurrentUser, db: DbSession) -> ProposalPublic:
     _participant(user)
-    return ProposalPublic.of(db, proposals.get(db, proposal_id))
+    return ProposalPublic.of(db, proposals.get(db, proposal_id), user)
 
 
 @router.post("/proposals/{proposal_id}/comments", response_model=ProposalPublic, status_code=201)
@@ -140,7 +143,7 @@ def comment(proposal_id: ProposalId, body: CommentCreate, user: CurrentUser, db:
     _participant(user)
     row = proposals.get(db, proposal_id)
     proposals.comment(db, user, row, body.body)
-    return ProposalPublic.of(db, row)
+    return ProposalPublic.of(db, row, user)
 
 
 @router.post("/proposals/{proposal_id}/endorsements", response_model=ProposalPublic, status_code=201)
@@ -148,7 +151,7 @@ def endorse(proposal_id: ProposalId, user: CurrentUser, db: DbSession) -> Propos
     _participant(user)
     row = proposals.get(db, proposal_id)
     proposals.endorse(db, user, row)
-    return ProposalPublic.of(db, row)
+    return ProposalPublic.of(db, row, user)
 
 
 @router.post("/proposals/{proposal_id}/accept", response_model=ProposalPublic)
@@ -158,7 +161,7 @@ def accept(
     _participant(user)
     row = proposals.get(db, proposal_id)
     proposals.accept(db, settings, user, row)
-    return ProposalPublic.of(db, row)
+    return ProposalPublic.of(db, row, user)
 
 
 def _save(upload: UploadFile, target: FsPath) -> None:
