@@ -141,7 +141,25 @@ def create(
 
 
 def visible_reassessment(db: Session, user: User, proposal: ProfileProposal) -> dict[str, Any]:
-    """The attached re-assessment as ``user`` may read it.
+    """The proposal's attached re-assessment as ``user`` may read it (see :func:`readable`)."""
+    return readable(db, user, dict(proposal.reassessment or {}), proposal.jurisdiction)
+
+
+def preview(db: Session, settings: Settings, user: User, profile_id: str, document: str) -> dict[str, Any]:
+    """The stored trials re-assessed under a draft, as ``user`` may read them; nothing is recorded."""
+    _regulator(user, "preview a profile change")
+    in_force = policies_in_force(settings.home)
+    try:
+        current = load_profile(profile_id, in_force)
+        reports, _ = trust.stored_reports(settings)
+        result = reassess.reassess(reports, document.replace("\r\n", "\n").encode(), "document", in_force)
+    except PolicyError as exc:
+        raise SpecError(SOURCE, [str(exc)]) from exc
+    return readable(db, user, result.model_dump(mode="json"), current.jurisdiction)
+
+
+def readable(db: Session, user: User, data: dict[str, Any], jurisdiction: str) -> dict[str, Any]:
+    """A re-assessment (of a proposal on ``jurisdiction``'s profile) as ``user`` may read it.
 
     The platform's access rules hold here too: a regulator reads the trials it may see (those that
     name its jurisdiction, and reports imported from trusted sandboxes for reuse) and, in them, its
@@ -149,12 +167,11 @@ def visible_reassessment(db: Session, user: User, proposal: ProfileProposal) -> 
     is counted, never named, so the size of the effect is known without disclosing other sponsors'
     trials. Administrators read everything.
     """
-    data = dict(proposal.reassessment or {})
     trials = list(data.get("trials", []))
     if user.role == "admin":
         return {**data, "trials": trials, "others": None}
     mine = user.jurisdiction if user.role == "regulator" else None
-    keep = {mine, proposal.jurisdiction} if proposal.jurisdiction != "ASEAN" else {mine}
+    keep = {mine, jurisdiction} if jurisdiction != "ASEAN" else {mine}
     named = {
         t.trial_id: set(t.jurisdictions or [])
         for t in db.scalars(select(Trial).where(Trial.trial_id.in_([x["trial_id"] for x in trials])))

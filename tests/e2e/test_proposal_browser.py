@@ -101,16 +101,22 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         text = document.input_value()
         assert "version: 0.1.0" in text and "threshold: 0.75" in text
         sg.page.get_by_label("Reason").fill("The ethnic-group AUROC floor is stricter than any neighbour's.")
+        document.fill(document.input_value().replace("threshold: 0.75", f"threshold: {new}", 1))
+        # A preview first: the stored trials under the draft, nothing recorded.
+        sg.page.get_by_role("button", name="Preview the re-assessment").click()
+        (flipped,) = flipping
+        preview = sg.page.locator("#preview").inner_text()
+        assert f"{CRITERION}: observed {observed[flipped]!r}: fail → pass" in preview
+        assert "Nothing is recorded by a preview" in preview
+        assert not (settings.home / "reassessments").exists()
+        sg.check("p03-preview-sg-phone")
         sg.page.get_by_role("button", name="Propose and re-assess the stored trials").click()
         # The version was not raised: refused, saying so, with the text kept.
         assert "must be newer than 0.1.0" in sg.page.get_by_role("alert").inner_text()
         sg.check("p03-proposal-refused-sg-phone", status=422)
         document = sg.page.get_by_label("New version of sg")
-        document.fill(
-            document.input_value()
-            .replace("version: 0.1.0", "version: 0.2.0")
-            .replace("threshold: 0.75", f"threshold: {new}", 1)
-        )
+        assert f"threshold: {new}" in document.input_value()
+        document.fill(document.input_value().replace("version: 0.1.0", "version: 0.2.0"))
         sg.page.get_by_role("button", name="Propose and re-assess the stored trials").click()
         assert "re-assessed under it" in sg.page.get_by_role("status").inner_text()
         proposal_url = sg.page.url.split("?")[0]
@@ -119,7 +125,6 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         reassessed = sg.page.locator(
             "section", has=sg.page.get_by_role("heading", name="Stored trials re-assessed under the proposal")
         )
-        (flipped,) = flipping
         listed = reassessed.inner_text()
         assert f"{CRITERION}: observed {observed[flipped]!r}" in listed
         for trial_id in TRIALS:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from orchestrator.errors import PolicyError
 from orchestrator.policy import load_profile
+from orchestrator.standard.compare import compare_profiles
 from tests.standard.homes import cli
 
 CODES = ["SG", "MY", "TH", "ID", "PH", "VN", "EU"]
@@ -65,11 +69,6 @@ def test_compare_refuses_an_unknown_profile_in_one_line(tmp_path: Path) -> None:
 
 
 def test_compare_needs_two_distinct_profiles() -> None:
-    import pytest
-
-    from orchestrator.errors import PolicyError
-    from orchestrator.standard.compare import compare_profiles
-
     sg = load_profile("SG")
     with pytest.raises(PolicyError, match="at least two profiles"):
         compare_profiles([sg])

@@ -3,7 +3,7 @@ and accepted. Regulators take part; administrators read along; developers have n
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -104,6 +104,7 @@ def _new_form(
     document: str | None = None,
     reason: str = "",
     error: str | None = None,
+    previewed: dict[str, Any] | None = None,
 ) -> Response:
     folder = policies_in_force(settings.home)
     proposable = [x for x in list_profiles(folder) if proposals.may_propose(viewer.user, x)]
@@ -123,6 +124,7 @@ def _new_form(
         document=text,
         reason=reason,
         error=error,
+        previewed=previewed,
     )
 
 
@@ -141,9 +143,20 @@ def create_proposal(
     profile: Annotated[str, Form(max_length=64)] = "",
     document: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
+    action: Annotated[str, Form(max_length=16)] = "propose",
 ) -> Response:
     if not csrf_ok(db, viewer, csrf, "proposal", f"profile:{profile}"):
         return refused(request, viewer, FORM_REFUSED)
+    if action == "preview":
+        try:
+            found = proposals.preview(db, settings, viewer.user, profile, document)
+        except SpecError as exc:
+            return _new_form(
+                request, settings, viewer, profile, document, reason, error="; ".join(exc.problems)
+            )
+        except PermissionError as exc:
+            return refused(request, viewer, str(exc))
+        return _new_form(request, settings, viewer, profile, document, reason, previewed=found)
     try:
         row = proposals.create(db, settings, viewer.user, profile, document, reason)
     except SpecError as exc:
