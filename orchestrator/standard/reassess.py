@@ -206,6 +206,14 @@ def reassess(
     trials = []
     with overlay(text, source, base) as proposed_dir:
         changed = load_profile(doc.id, proposed_dir)
+        # Each profile is resolved once per call, not once per report: parsing YAML dominates otherwise.
+        loaded: dict[tuple[str, Path], PolicyProfile] = {}
+
+        def load(code: str, folder: Path) -> PolicyProfile:
+            if (code, folder) not in loaded:
+                loaded[code, folder] = load_profile(code, folder)
+            return loaded[code, folder]
+
         for report in reports:
             codes = list(report.report.trial.jurisdictions)
             if (
@@ -219,10 +227,10 @@ def reassess(
             recorded = report.report.verdicts
             rows = []
             for code in codes:
-                after_profile = load_profile(code, proposed_dir)
+                after_profile = load(code, proposed_dir)
                 if doc.id not in after_profile.chain:
                     continue
-                before_profile = load_profile(code, base)
+                before_profile = load(code, base)
                 before, after = _assess(before_profile, report), _assess(after_profile, report)
                 rows.append(
                     JurisdictionReassessment(
