@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.policy import shipped_policies_dir
-from tests.standard.homes import TRIALS, cli, issue
+from tests.standard.homes import TRIALS, cli, issue, stored
 
 
 def test_a_trusted_neighbours_report_is_imported_and_reassessed(tmp_path: Path) -> None:
@@ -55,6 +55,8 @@ def test_a_trusted_neighbours_report_is_imported_and_reassessed(tmp_path: Path) 
     assert trial["trial_id"] == TRIALS[0] and trial["issuer"] == "th-sandbox"
     (sg,) = [j for j in trial["jurisdictions"] if j["jurisdiction"] == "SG"]
     assert sg["current"] == sg["proposed"] and sg["flips"] == []
+    # Under SG's local profile the neighbour's stored evidence gives the verdict it recorded for SG.
+    assert sg["current"] == sg["recorded"] == stored(TRIALS[0])["verdicts"]["SG"]
 
     # Withdrawing trust withdraws the imported report from re-assessment, with the reason.
     cli(sg_home, "trust", "remove", "th-sandbox")
