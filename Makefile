@@ -50,7 +50,7 @@ test-chat-slow: system setup chat-image
 	$(BIN)/python -m pytest -p no:cacheprovider -m smollm2 $(PYTEST_ARGS)
 
 test-unit: setup
-	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/api tests/portal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/api tests/portal tests/standard $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

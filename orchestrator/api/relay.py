@@ -22,7 +22,7 @@ import httpx
 
 logger = logging.getLogger("regsandbox.api.relay")
 TRAFFIC_PATH = "/_regsandbox/traffic"
-INTERVAL_S = 0.05
+INTERVAL_S = 0.1
 BATCH = 512
 KEEP = 100_000  # exchanges held for trials that cannot take them yet, beyond which the oldest go
 

@@ -38,12 +38,16 @@ class _Answer:
     chunks: list[bytes] = field(default_factory=list)
     head_done: bool = False
     complete: bool = False
+    keep_alive: bool = False
+    parser: httptools.HttpResponseParser | None = None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.head_done = True
+        # Asked here: once the message is complete the parser has reset for the next one.
+        self.keep_alive = bool(self.parser and self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(bytes(body))
@@ -140,7 +144,7 @@ class Pool:
 
     @staticmethod
     async def _read(conn: _Connection, answer: _Answer, on_head: OnHead, on_body: OnBody) -> bool:
-        parser = httptools.HttpResponseParser(answer)
+        parser = answer.parser = httptools.HttpResponseParser(answer)
         sent_head = False
         while not answer.complete:
             data = await conn.reader.read(65536)
@@ -159,7 +163,7 @@ class Pool:
                 for chunk in answer.chunks:
                     await on_body(chunk)
                 answer.chunks.clear()
-        return bool(parser.should_keep_alive())
+        return answer.keep_alive
 
     def close(self) -> None:
         for idle in self._idle.values():
