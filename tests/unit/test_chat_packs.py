@@ -124,7 +124,8 @@ def test_exact_graders_extract_the_answer_line_decision_and_number() -> None:
         "medical-qa",
         "qa-paracetamol-th",
         (
-            "According to standard clinical guidance, the correct option is 4 g. Please ask a pharmacist.\nคำตอบ: A"
+            "According to standard clinical guidance, the correct option is 4 g. "
+            "Please ask a pharmacist.\nคำตอบ: A"
         ),
     )
     assert not wrong_language.outcome.passed and "reply in en" in wrong_language.detail
