@@ -353,6 +353,5 @@ def assess_all(
     ``applies`` is the evaluation kind's filter (profiles hold tabular and chat criteria alike).
     """
     return {
-        code: assess(load_profile(code, policies_dir), values, intervals, findings, applies)
-        for code in codes
+        code: assess(load_profile(code, policies_dir), values, intervals, findings, applies) for code in codes
     }
