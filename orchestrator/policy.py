@@ -368,6 +368,12 @@ def assess_all(
     intervals: Mapping[str, tuple[float, float]],
     policies_dir: Path | None = None,
     findings: Mapping[str, str] | None = None,
+    applies: Callable[[str], bool] | None = None,
 ) -> dict[str, JurisdictionAssessment]:
-    """One assessment per jurisdiction code (keys as given), all over the same evidence."""
-    return {code: assess(load_profile(code, policies_dir), values, intervals, findings) for code in codes}
+    """One assessment per jurisdiction code (keys as given), all over the same evidence.
+
+    ``applies`` is the evaluation kind's filter (profiles hold tabular and chat criteria alike).
+    """
+    return {
+        code: assess(load_profile(code, policies_dir), values, intervals, findings, applies) for code in codes
+    }

@@ -8,18 +8,22 @@ OpenAI-shaped error naming the parameter, never a traceback.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import queue
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import mlflow.pyfunc
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from mlflow.exceptions import MlflowException
 
 MODEL_ID = os.environ.get("MODEL_ID", "candidate")
 ROLES = {"system", "user", "assistant", "tool"}
@@ -93,6 +97,33 @@ def completion(payload: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def produced(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The model's stream, run to its end in one thread of its own.
+
+    MLflow's predict_stream keeps a context variable across the generator's life, and the server
+    may resume a generator on a different worker thread for every chunk, which breaks it; a thread
+    of its own hands each chunk over as soon as it is produced.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=64)
+
+    def run() -> None:
+        try:
+            for chunk in model.predict_stream(payload):
+                handoff.put(("chunk", chunk))
+            handoff.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the serving side
+            handoff.put(("error", exc))
+
+    threading.Thread(target=run, daemon=True).start()
+    while True:
+        kind, value = handoff.get()
+        if kind == "end":
+            return
+        if kind == "error":
+            raise value
+        yield value
+
+
 def chunks(payload: dict[str, Any], include_usage: bool) -> Iterator[str]:
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     text = []
@@ -111,11 +142,11 @@ def chunks(payload: dict[str, Any], include_usage: bool) -> Iterator[str]:
 
     try:
         try:
-            pieces = model.predict_stream(payload)
-            first = next(iter(pieces), None)
-            stream = [first] if first is not None else []
-            stream = [*stream, *pieces]
-        except (NotImplementedError, AttributeError, TypeError):
+            pieces = produced(payload)
+            # The first chunk shows whether the model streams at all; the rest is sent as it comes.
+            first = next(pieces, None)
+            stream: Iterable[dict[str, Any]] = itertools.chain([first] if first is not None else [], pieces)
+        except (NotImplementedError, AttributeError, TypeError, MlflowException):
             # A ChatModel without predict_stream: one chunk with the whole answer.
             answer = completion(payload)
             message = answer["choices"][0].get("message") or {}
