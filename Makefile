@@ -40,7 +40,7 @@ test: system setup base-image
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: setup
-	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/api tests/portal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/api tests/portal tests/standard $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -102,3 +102,7 @@ class UnavailableError(RegSandboxError, ConnectionError):
 
 class TooLargeError(RegSandboxError, ValueError):
     """An upload or request body exceeds the platform's limit."""
+
+
+class TrustError(RegSandboxError, ValueError):
+    """A report from another sandbox is refused: its issuer is not trusted, or its bytes were altered."""
