@@ -103,7 +103,7 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         sg.page.get_by_role("button", name="Start from this profile").click()
         document = sg.page.get_by_label("New version of sg")
         text = document.input_value()
-        assert "version: 0.1.0" in text and "threshold: 0.75" in text
+        assert f"version: {SHIPPED}" in text and "threshold: 0.75" in text
         sg.page.get_by_label("Reason").fill("The ethnic-group AUROC floor is stricter than any neighbour's.")
         document.fill(document.input_value().replace("threshold: 0.75", f"threshold: {new}", 1))
         # A preview first: the stored trials under the draft, nothing recorded.
