@@ -18,7 +18,7 @@ from tests.standard.homes import TRIALS, issue
 METRIC = "fairness/auroc_gap/ethnicity"
 
 
-def _document(threshold: float, version: str = "0.3.0") -> str:
+def _document(threshold: float, version: str = "0.4.0") -> str:
     doc = yaml.safe_load((shipped_policies_dir() / "asean-core.yaml").read_text())
     next(c for c in doc["criteria"] if c["metric"] == METRIC)["threshold"] = threshold
     doc["version"] = version
@@ -50,7 +50,7 @@ def test_a_core_proposal_goes_from_proposed_to_accepted(platform: Platform) -> N
         "/api/proposals",
         json={"profile": "asean-core", "document": _document(new, "0.1.0"), "reason": "r"},
     )
-    assert old_version.status_code == 422 and "must be newer than 0.2.0" in old_version.text
+    assert old_version.status_code == 422 and "must be newer than 0.3.0" in old_version.text
 
     made = platform.post(
         "reg_sg",
@@ -110,7 +110,7 @@ def test_a_core_proposal_goes_from_proposed_to_accepted(platform: Platform) -> N
     assert platform.post("reg_th", f"/api/proposals/{pid}/endorsements").status_code == 409  # once
     accepted = platform.post("reg_sg", f"/api/proposals/{pid}/accept")
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
-    assert load_profile("asean-core", policies_in_force(platform.settings.home)).version == "0.3.0"
+    assert load_profile("asean-core", policies_in_force(platform.settings.home)).version == "0.4.0"
     assert platform.get("admin", "/api/audit/verify").json()["intact"] is True
     assert platform.get("dev_a", f"/api/proposals/{pid}").status_code == 403
     assert platform.get("reg_th", "/api/proposals/999999").status_code == 404

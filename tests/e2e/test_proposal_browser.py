@@ -35,6 +35,10 @@ pytestmark = pytest.mark.slow
 DESKTOP = {"width": 1280, "height": 900}
 METRIC = "fairness/worst_group_auroc/ethnicity"
 CRITERION = "sg-worst-group-auroc-ethnicity"
+# The shipped profile's version, and the next one the proposal raises it to.
+SHIPPED = load_profile("sg").version
+_major, _minor, _ = SHIPPED.split(".")
+PROPOSED = f"{_major}.{int(_minor) + 1}.0"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +103,7 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         sg.page.get_by_role("button", name="Start from this profile").click()
         document = sg.page.get_by_label("New version of sg")
         text = document.input_value()
-        assert "version: 0.1.0" in text and "threshold: 0.75" in text
+        assert f"version: {SHIPPED}" in text and "threshold: 0.75" in text
         sg.page.get_by_label("Reason").fill("The ethnic-group AUROC floor is stricter than any neighbour's.")
         document.fill(document.input_value().replace("threshold: 0.75", f"threshold: {new}", 1))
         # A preview first: the stored trials under the draft, nothing recorded.
@@ -112,11 +116,11 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         sg.check("p03-preview-sg-phone")
         sg.page.get_by_role("button", name="Propose and re-assess the stored trials").click()
         # The version was not raised: refused, saying so, with the text kept.
-        assert "must be newer than 0.1.0" in sg.page.get_by_role("alert").inner_text()
+        assert f"must be newer than {SHIPPED}" in sg.page.get_by_role("alert").inner_text()
         sg.check("p03-proposal-refused-sg-phone", status=422)
         document = sg.page.get_by_label("New version of sg")
         assert f"threshold: {new}" in document.input_value()
-        document.fill(document.input_value().replace("version: 0.1.0", "version: 0.2.0"))
+        document.fill(document.input_value().replace(f"version: {SHIPPED}", f"version: {PROPOSED}"))
         sg.page.get_by_role("button", name="Propose and re-assess the stored trials").click()
         assert "re-assessed under it" in sg.page.get_by_role("status").inner_text()
         proposal_url = sg.page.url.split("?")[0]
@@ -135,7 +139,7 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
 
         # Thailand's regulator, on a desktop: reads, comments, endorses.
         _sign_in(th.page, base, "th-reg")
-        th.page.get_by_role("link", name="Proposal 1: sg 0.1.0 → 0.2.0").click()
+        th.page.get_by_role("link", name=f"Proposal 1: sg {SHIPPED} → {PROPOSED}").click()
         th.page.get_by_label("Your comment").fill(
             "Agreed: 0.75 had no source; TH keeps the core's gap criterion."
         )
@@ -151,20 +155,20 @@ def test_two_regulators_take_a_proposal_from_creation_to_acceptance(
         # Singapore's regulator accepts; the new version is in force.
         sg.page.goto(proposal_url)
         assert "th-reg (TH)" in sg.page.locator("section", has_text="Endorsements").first.inner_text()
-        sg.page.get_by_role("button", name="Accept: make it version 0.2.0").click()
+        sg.page.get_by_role("button", name=f"Accept: make it version {PROPOSED}").click()
         assert "is now the profile in force" in sg.page.get_by_role("status").inner_text()
         assert sg.page.locator("#status").inner_text() == "accepted"
         sg.check("p06-accepted-sg-phone")
         sg.page.goto(f"{base}/portal/standard")
         row = sg.page.locator("tr", has_text="Singapore")
-        assert "0.2.0" in row.inner_text()
+        assert PROPOSED in row.inner_text()
         sg.check("p07-standard-after-sg-phone")
     finally:
         sg_context.close()
         th_context.close()
 
     in_force = load_profile("sg", policies_in_force(settings.home))
-    assert in_force.version == "0.2.0" and in_force.criterion(CRITERION).threshold == new
+    assert in_force.version == PROPOSED and in_force.criterion(CRITERION).threshold == new
     with session_scope(settings) as db:
         actions = [(e.actor, e.action) for e in db.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
         assert audit.verify(db).intact

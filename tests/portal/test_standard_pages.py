@@ -41,7 +41,7 @@ def test_an_administrator_reads_along_but_does_not_propose(signed_in: Open) -> N
 
 def test_a_proposal_without_the_sessions_csrf_token_is_refused(signed_in: Open, settings: Settings) -> None:
     before = _count(settings)
-    document = (shipped_policies_dir() / "sg.yaml").read_text().replace("version: 0.1.0", "version: 0.2.0")
+    document = (shipped_policies_dir() / "sg.yaml").read_text().replace("version: 0.2.0", "version: 0.3.0")
     answer = signed_in("sg-reg").post(
         "/portal/proposals", data={"profile": "sg", "document": document, "reason": "r", "csrf": "forged"}
     )
@@ -63,7 +63,7 @@ def test_a_bad_proposal_comes_back_on_its_form_naming_the_problem(
     )
     assert answer.status_code == 422
     assert "a proposal for &#39;sg&#39; keeps its id" in answer.text and 'aria-invalid="true"' in answer.text
-    sg_doc = (shipped_policies_dir() / "sg.yaml").read_text().replace("version: 0.1.0", "version: 0.2.0")
+    sg_doc = (shipped_policies_dir() / "sg.yaml").read_text().replace("version: 0.2.0", "version: 0.3.0")
     broken = sg_doc.replace("threshold: 0.75", "threshold: high", 1)
     answer = regulator.post(
         "/portal/proposals", data={"profile": "sg", "document": broken, "reason": "Because.", "csrf": csrf}
@@ -78,7 +78,7 @@ def test_thailand_may_not_propose_for_singapore(signed_in: Open, settings: Setti
     form = regulator.get("/portal/proposals/new?profile=sg")
     assert 'value="sg"' not in form.text.split('name="profile"', 1)[1].split("</select>")[0]
     csrf = form_value(form.text, "csrf")
-    sg_doc = (shipped_policies_dir() / "sg.yaml").read_text().replace("version: 0.1.0", "version: 0.2.0")
+    sg_doc = (shipped_policies_dir() / "sg.yaml").read_text().replace("version: 0.2.0", "version: 0.3.0")
     answer = regulator.post(
         "/portal/proposals", data={"profile": "sg", "document": sg_doc, "reason": "r", "csrf": csrf}
     )
