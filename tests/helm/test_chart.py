@@ -128,15 +128,28 @@ def test_runner_may_manage_trial_namespaces_and_nothing_more(
     assert not any("*" in item for triple in granted for item in triple)
     resources = {resource for _, resource, _ in granted}
     assert resources == {
-        "namespaces", "pods", "services", "configmaps", "secrets", "resourcequotas", "limitranges",
-        "pods/log", "events", "pods/exec", "pods/portforward", "deployments", "networkpolicies",
+        "namespaces", "pods", "services", "resourcequotas", "limitranges", "pods/log", "events",
+        "pods/exec", "pods/portforward", "deployments", "networkpolicies", "endpoints", "nodes/proxy",
     }  # fmt: skip
+    # Secrets and config maps of other namespaces stay out of reach; the one endpoints object and
+    # the kubelets' summaries are read-only.
+    assert {v for _, r, v in granted if r in ("endpoints", "nodes/proxy")} == {"get"}
+    (endpoints,) = (rule for rule in role["rules"] if "endpoints" in rule["resources"])
+    assert endpoints["resourceNames"] == ["kubernetes"]
     # Read-only where the backend only observes; no update/escalate/bind anywhere.
     assert {v for _, r, v in granted if r in ("pods/log", "events")} == {"get", "list", "watch"}
     assert not {v for _, _, v in granted} & {"update", "escalate", "bind", "impersonate", "deletecollection"}
     (binding,) = (o for o in objs if o["kind"] == "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "rs-regsandbox-runner", "namespace": "regsandbox"}
+    ]
+
+
+def test_node_stats_can_be_withheld() -> None:
+    (role,) = (o for o in objects(render({"rbac": {"nodeStats": False}})) if o["kind"] == "ClusterRole")
+    assert not [rule for rule in role["rules"] if "nodes/proxy" in rule["resources"]]
+    assert not [
+        o for o in objects(render({"rbac": {"create": False}})) if o["kind"].startswith("ClusterRole")
     ]
 
 

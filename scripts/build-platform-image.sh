@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Build the platform image (deploy/Dockerfile.platform) with no container registry:
+#  1. a base image: a Debian bookworm root filesystem made by debootstrap with Python, Pango and
+#     fonts for the PDF reports, and the PostgreSQL server, imported into the Docker engine;
+#  2. a wheelhouse of the platform and every package it needs, downloaded once on the host and
+#     cached outside the clone (~/.cache/regsandbox/platform-wheels/<hash of pyproject.toml>);
+#  3. docker build with the wheelhouse as the only package source.
+# Usage: scripts/build-platform-image.sh [IMAGE]   (default regsandbox/platform:<version>)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-.venv/bin/python}"
+[ -x "$python" ] || python=python3
+version=$("$python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')
+image="${1:-regsandbox/platform:$version}"
+base="${REGSANDBOX_PLATFORM_BASE_IMAGE:-regsandbox/platform-base:bookworm}"
+mirror="${REGSANDBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+cache="${REGSANDBOX_CACHE:-$HOME/.cache/regsandbox}"
+started=$(date +%s)
+say() { echo "[$(( $(date +%s) - started ))s] $*" >&2; }
+
+if ! docker image inspect "$base" >/dev/null 2>&1; then
+  command -v debootstrap >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+  rootfs=$(mktemp -d /tmp/regsandbox-platform-rootfs.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT
+  say "building base image $base from Debian bookworm (a few minutes, once)"
+  debootstrap --variant=minbase \
+    --include=python3,python3-venv,ca-certificates,postgresql-15,libpango-1.0-0,libpangoft2-1.0-0,libharfbuzz-subset0,fontconfig,fonts-noto-core \
+    bookworm "$rootfs" "$mirror" >/tmp/regsandbox-platform-debootstrap.log 2>&1 \
+    || { tail -n 20 /tmp/regsandbox-platform-debootstrap.log >&2; exit 1; }
+  # The package's own cluster (and its init scripts) is unused: the chart's start script makes one.
+  rm -rf "$rootfs"/var/lib/postgresql/15/main "$rootfs"/etc/postgresql/15/main
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    - "$base" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+  say "built $base"
+fi
+
+key=$(cat pyproject.toml | sha256sum | cut -c1-16)
+wheels="$cache/platform-wheels/$key"
+if [ ! -f "$wheels/.complete" ]; then
+  say "downloading the platform's wheels into $wheels (once per pyproject.toml)"
+  rm -rf "$wheels" && mkdir -p "$wheels"
+  # pip wheel keeps wheels as they are and builds the odd source-only package into one here,
+  # where a compiler may exist; the image then needs none.
+  "$python" -m pip wheel --quiet --wheel-dir "$wheels" \
+    -r <("$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
+  touch "$wheels/.complete"
+fi
+
+context=$(mktemp -d /tmp/regsandbox-platform-build.XXXXXX)
+trap 'rm -rf "$context"' EXIT
+mkdir "$context/wheels"
+# The platform itself changes with every commit: built fresh, never cached.
+"$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$context/wheels" . >/dev/null
+ln "$wheels"/*.whl "$context/wheels/" 2>/dev/null || cp "$wheels"/*.whl "$context/wheels/"
+echo "regsandbox==$version" >"$context/wheels/requirements.txt"
+cp deploy/Dockerfile.platform "$context/Dockerfile"
+say "building $image"
+docker build --quiet --network none --build-arg "BASE_IMAGE=$base" -t "$image" "$context" >/dev/null
+say "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
