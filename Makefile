@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system engine base-image demo test test-unit lint clean bench
+.PHONY: setup system engine base-image platform-image demo test test-unit lint clean bench
 
 # Idempotent and fast when nothing changed: pip only runs when pyproject.toml is newer
 # than the stamp left by the last install.
@@ -26,6 +26,10 @@ engine:
 
 base-image: engine
 	@bash scripts/build-base-image.sh
+
+# The image the Helm chart runs (deploy/Dockerfile.platform), built offline (helm/README.md).
+platform-image: engine setup
+	PYTHON=$(BIN)/python bash scripts/build-platform-image.sh
 
 demo: system setup base-image
 	$(BIN)/python -m examples.train_candidate

@@ -3,7 +3,7 @@
 #  1. a base image: a Debian bookworm root filesystem made by debootstrap with Python, Pango and
 #     fonts for the PDF reports, and the PostgreSQL server, imported into the Docker engine;
 #  2. a wheelhouse of the platform and every package it needs, downloaded once on the host and
-#     cached outside the clone (~/.cache/regsandbox/platform-wheels/<hash of pyproject.toml>);
+#     cached outside the clone (~/.cache/regsandbox/platform-wheels/<hash of pyproject.toml and the image's Python>);
 #  3. docker build with the wheelhouse as the only package source.
 # Usage: scripts/build-platform-image.sh [IMAGE]   (default regsandbox/platform:<version>)
 set -euo pipefail
@@ -40,15 +40,26 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
   say "built $base"
 fi
 
-key=$(cat pyproject.toml | sha256sum | cut -c1-16)
+# Wheels are chosen for the image's interpreter (Debian's 3.11.2), not only the host's.
+target=$(docker run --rm --network none "$base" python3 -c 'import platform; print(platform.python_version())')
+key=$( (cat pyproject.toml; echo "$target") | sha256sum | cut -c1-16)
 wheels="$cache/platform-wheels/$key"
 if [ ! -f "$wheels/.complete" ]; then
   say "downloading the platform's wheels into $wheels (once per pyproject.toml)"
   rm -rf "$wheels" && mkdir -p "$wheels"
+  requirements="$wheels/.requirements.txt"
+  mkdir -p "$wheels"
+  "$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))' >"$requirements"
   # pip wheel keeps wheels as they are and builds the odd source-only package into one here,
   # where a compiler may exist; the image then needs none.
-  "$python" -m pip wheel --quiet --wheel-dir "$wheels" \
-    -r <("$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
+  "$python" -m pip wheel --quiet --wheel-dir "$wheels" -r "$requirements"
+  # The host resolves for its own Python; the image's (Debian's 3.11.2) may need more, such as
+  # packages required only below 3.11.3: resolve again for that interpreter, binary wheels only.
+  "$python" -m pip download --quiet --dest "$wheels" --find-links "$wheels" --only-binary=:all: \
+    --python-version "$target" --implementation cp \
+    --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform linux_x86_64 --platform any \
+    -r "$requirements"
   touch "$wheels/.complete"
 fi
 
