@@ -46,6 +46,7 @@ BackendFactory = Callable[[Settings], SandboxBackend]
 _REGISTRY: dict[str, str | BackendFactory] = {
     "docker": "orchestrator.backends.docker:DockerBackend",
     "process": "orchestrator.backends.process:ProcessBackend",
+    "kubernetes": "orchestrator.backends.kubernetes:KubernetesBackend",
 }
 
 
