@@ -46,21 +46,34 @@ key=$( (cat pyproject.toml; echo "$target") | sha256sum | cut -c1-16)
 wheels="$cache/platform-wheels/$key"
 if [ ! -f "$wheels/.complete" ]; then
   say "downloading the platform's wheels into $wheels (once per pyproject.toml)"
-  rm -rf "$wheels" && mkdir -p "$wheels"
-  requirements="$wheels/.requirements.txt"
+  # An interrupted download resumes: wheels already here are reused (--find-links).
   mkdir -p "$wheels"
+  requirements="$wheels/.requirements.txt"
   "$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))' >"$requirements"
   # pip wheel keeps wheels as they are and builds the odd source-only package into one here,
   # where a compiler may exist; the image then needs none.
-  "$python" -m pip wheel --quiet --wheel-dir "$wheels" -r "$requirements"
-  # The host resolves for its own Python; the image's (Debian's 3.11.2) may need more, such as
-  # packages required only below 3.11.3: resolve again for that interpreter, binary wheels only.
-  "$python" -m pip download --quiet --dest "$wheels" --find-links "$wheels" --only-binary=:all: \
-    --python-version "$target" --implementation cp \
-    --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 --platform linux_x86_64 --platform any \
-    -r "$requirements"
+  "$python" -m pip wheel --quiet --wheel-dir "$wheels" --find-links "$wheels" -r "$requirements"
+  # The host resolves for its own interpreter; the image's (Debian's 3.11.2) can need more, such
+  # as packages required only below 3.11.3, and pip cannot resolve for another patch release.
+  # So resolve in the image itself, offline, against the wheelhouse, and fetch what it names as
+  # missing until it resolves.
+  for _ in 1 2 3 4 5 6 7 8; do
+    missing=$(docker run --rm --network none -v "$wheels:/wheels:ro" "$base" sh -c \
+      'python3 -m venv /tmp/v >/dev/null && /tmp/v/bin/pip install --quiet --dry-run --no-index --find-links /wheels -r /wheels/.requirements.txt 2>&1' \
+      | sed -n 's/.*No matching distribution found for \([^;]*\).*/\1/p' | head -n 1 || true)
+    [ -z "$missing" ] && break
+    say "the image's Python also needs $missing"
+    "$python" -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" "$missing"
+  done
   touch "$wheels/.complete"
+fi
+
+# Rebuilt only when the platform's sources changed: the image carries the hash of what went in.
+source=$( (git ls-files -z pyproject.toml deploy orchestrator flows monitors examples policies schemas sandbox_templates 2>/dev/null \
+  | xargs -0 sha256sum; echo "$base $(docker image inspect -f '{{.Id}}' "$base")"; ls "$wheels") | sha256sum | cut -c1-16)
+if [ "$(docker image inspect -f '{{index .Config.Labels "regsandbox.source"}}' "$image" 2>/dev/null)" = "$source" ]; then
+  say "$image is up to date"
+  exit 0
 fi
 
 context=$(mktemp -d /tmp/regsandbox-platform-build.XXXXXX)
@@ -72,5 +85,6 @@ ln "$wheels"/*.whl "$context/wheels/" 2>/dev/null || cp "$wheels"/*.whl "$contex
 echo "regsandbox==$version" >"$context/wheels/requirements.txt"
 cp deploy/Dockerfile.platform "$context/Dockerfile"
 say "building $image"
-docker build --quiet --network none --build-arg "BASE_IMAGE=$base" -t "$image" "$context" >/dev/null
+docker build --quiet --network none --build-arg "BASE_IMAGE=$base" --label "regsandbox.source=$source" \
+  -t "$image" "$context" >/dev/null
 say "built $image ($(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
