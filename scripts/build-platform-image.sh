@@ -3,7 +3,7 @@
 #  1. a base image: a Debian bookworm root filesystem made by debootstrap with Python, Pango and
 #     fonts for the PDF reports, and the PostgreSQL server, imported into the Docker engine;
 #  2. a wheelhouse of the platform and every package it needs, downloaded once on the host and
-#     cached outside the clone (~/.cache/regsandbox/platform-wheels/<hash of pyproject.toml and the image's Python>);
+#     cached outside the clone (~/.cache/regsandbox/platform-wheels/<hash of the requirements and the image's Python>);
 #  3. docker build with the wheelhouse as the only package source.
 # Usage: scripts/build-platform-image.sh [IMAGE]   (default regsandbox/platform:<version>)
 set -euo pipefail
@@ -42,14 +42,16 @@ fi
 
 # Wheels are chosen for the image's interpreter (Debian's 3.11.2), not only the host's.
 target=$(docker run --rm --network none "$base" python3 -c 'import platform; print(platform.python_version())')
-key=$( (cat pyproject.toml; echo "$target") | sha256sum | cut -c1-16)
+requirements_text=$("$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
+# Keyed on the runtime requirements only: a change to the test tools does not refetch the wheels.
+key=$( (echo "$requirements_text"; echo "$target") | sha256sum | cut -c1-16)
 wheels="$cache/platform-wheels/$key"
 if [ ! -f "$wheels/.complete" ]; then
-  say "downloading the platform's wheels into $wheels (once per pyproject.toml)"
+  say "downloading the platform's wheels into $wheels (once per set of requirements)"
   # An interrupted download resumes: wheels already here are reused (--find-links).
   mkdir -p "$wheels"
   requirements="$wheels/.requirements.txt"
-  "$python" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))' >"$requirements"
+  echo "$requirements_text" >"$requirements"
   # pip wheel keeps wheels as they are and builds the odd source-only package into one here,
   # where a compiler may exist; the image then needs none.
   "$python" -m pip wheel --quiet --wheel-dir "$wheels" --find-links "$wheels" -r "$requirements"
