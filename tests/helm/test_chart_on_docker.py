@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +33,7 @@ def platform_image(docker_client: Any) -> str:
     done = subprocess.run(
         ["bash", "scripts/build-platform-image.sh", IMAGE],
         cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         check=False,
@@ -121,6 +124,6 @@ def test_runner_serves_the_flows_and_the_admin_signs_in(
     api = runner.containers["platform/api"]
     probe = api.exec_run(
         ["/opt/venv/bin/python", "-c", "import os,httpx; print(httpx.get(os.environ['MLFLOW_TRACKING_URI']"
-         " + '/api/2.0/mlflow/experiments/search?max_results=1').status_code)"]
+         " + '/api/2.0/mlflow/experiments/search?max_results=1', timeout=120).status_code)"]
     )  # fmt: skip
     assert probe.output.decode().strip() == "200", probe.output.decode()
