@@ -104,17 +104,31 @@ patch_reflect2() {
   rm -f "$K8S_HOME/bin/"kube* "$K8S_HOME/bin/kubelet"
 }
 
+# Pods here have no network at all (the node's engine runs with --bridge=none and there is no
+# network plugin), so their sandbox has no IP; upstream's kubelet then recreates the sandbox on
+# every sync (the pause container exits 137, init containers run again). Keep it instead.
+patch_ipless_sandbox() {
+  local file=pkg/kubelet/kuberuntime/kuberuntime_manager.go
+  grep -q 'regsandbox: keep' "$file" && return 0
+  log "patching the kubelet to keep pod sandboxes without an IP"
+  sed -i 's|if !kubecontainer.IsHostNetworkPod(pod) \&\& sandboxStatus.Network.Ip == "" {|if false \&\& sandboxStatus.Network.Ip == "" { // regsandbox: keep IP-less sandboxes|' "$file"
+  grep -q 'regsandbox: keep' "$file" || die "could not patch $file"
+  rm -f "$K8S_HOME/bin/kubelet"
+}
+
 build() {
   local todo=()
   for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || todo+=("$b"); done
   apt_install etcd-server
   [ ${#todo[@]} -eq 0 ] && [ -f "$SRC/tree/vendor/github.com/modern-go/reflect2/go_above_118.go" ] &&
+    grep -q 'regsandbox: keep' "$SRC/tree/pkg/kubelet/kuberuntime/kuberuntime_manager.go" &&
     { log "binaries cached in $BIN"; return 0; }
   fetch_source
   apt_install golang-go
   (
     go_env
     patch_reflect2
+    patch_ipless_sandbox
     generate_openapi
     # Stamp the version the way the upstream build does, so clients (helm's kubeVersion checks,
     # kubectl version) see 1.20.2 instead of v0.0.0-master.
@@ -275,7 +289,7 @@ start() {
     --authorization-kubeconfig "$RUN/controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 --port 0 --secure-port "$((PORT_BASE + 5))" --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
-    --use-service-account-credentials=false --controllers '*,-nodeipam,-cloud-node-lifecycle' \
+    --use-service-account-credentials=true --controllers '*,-nodeipam,-cloud-node-lifecycle' \
     --kube-api-qps 100 --kube-api-burst 200 --concurrent-namespace-syncs 10
   launch kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$RUN/scheduler.kubeconfig" \
     --authentication-kubeconfig "$RUN/scheduler.kubeconfig" \
@@ -286,6 +300,7 @@ start() {
     mkdir -p "$RUN/kubelet" "$RUN/kubelet-plugins"
     launch kubelet "$BIN/kubelet" --kubeconfig "$RUN/kubelet.kubeconfig" \
       --container-runtime docker --docker-endpoint "unix://$RUN/docker.sock" \
+      --docker "unix://$RUN/docker.sock" --docker-root "$K8S_HOME/docker-$PORT_BASE" \
       --root-dir "$RUN/kubelet" --cert-dir "$RUN/kubelet/pki" --volume-plugin-dir "$RUN/kubelet-plugins" \
       --hostname-override localhost --address 127.0.0.1 \
       --port "$KUBELET_PORT" --healthz-port "$KUBELET_HEALTHZ_PORT" --read-only-port 0 \
@@ -304,8 +319,10 @@ node_ready() {
   curl -fsS --cacert "$RUN/pki/ca.crt" -H "Authorization: Bearer $(cat "$RUN/pki/admin.token")" \
     "https://127.0.0.1:$API_PORT/api/v1/nodes/localhost" | python3 -c '
 import json, sys
-conditions = json.load(sys.stdin)["status"].get("conditions", [])
-sys.exit(0 if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else 1)'
+node = json.load(sys.stdin)
+ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+# The node controller lifts the not-ready taint a moment after; before that nothing schedules.
+sys.exit(0 if ready and not node["spec"].get("taints") else 1)'
 }
 
 stop_one() {

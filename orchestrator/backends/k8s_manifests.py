@@ -244,7 +244,7 @@ def model_deployment(
         V1DeploymentSpec,
         V1DeploymentStrategy,
         V1EnvVar,
-        V1HTTPGetAction,
+        V1ExecAction,
         V1LabelSelector,
         V1PodTemplateSpec,
         V1Probe,
@@ -254,8 +254,16 @@ def model_deployment(
     server.command = None  # the image's own entrypoint serves the model
     server.env = [V1EnvVar(name="MODEL_DIR", value=MODEL_MOUNT), V1EnvVar(name="PORT", value=str(port))]
     server.ports = [V1ContainerPort(container_port=port, protocol="TCP", name="http")]
+    # An exec probe from inside the pod, not httpGet: the kubelet's httpGet dials the pod's IP, and
+    # a sandbox may have none (no network at all is the strictest isolation a node can give).
+    health = (
+        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{health_path}', timeout=2)"
+    )
     server.readiness_probe = V1Probe(
-        http_get=V1HTTPGetAction(path=health_path, port=port), period_seconds=1, failure_threshold=3
+        **{"_exec": V1ExecAction(command=["python3", "-c", health])},  # "exec" only by its alias
+        period_seconds=1,
+        timeout_seconds=3,
+        failure_threshold=3,
     )
     loader = _container(
         LOADER,

@@ -146,6 +146,25 @@ class PodObservation:
         resp = self.core.connect_get_node_proxy_with_path(node, "stats/summary", _preload_content=False)
         return dict(json.loads(resp.data))
 
+    def _cadvisor_processes(self, pod: Any) -> int | None:
+        """The model container's process count from the kubelet's cAdvisor metrics: on cgroup v1 the
+        summary's pod-level count reads the pod cgroup alone, whose processes live in children."""
+        try:
+            resp = self.core.connect_get_node_proxy_with_path(
+                pod.spec.node_name, "metrics/cadvisor", _preload_content=False
+            )
+        except Exception:  # optional, as the summary is
+            return None
+        marks = (
+            f'container="{m.SERVER}"',
+            f'pod="{pod.metadata.name}"',
+            f'namespace="{pod.metadata.namespace}"',
+        )
+        for line in resp.data.decode(errors="replace").splitlines():
+            if line.startswith("container_processes{") and all(mark in line for mark in marks):
+                return int(float(line.rsplit("}", 1)[1].split()[0]))
+        return None
+
     def stats(self, sandbox: Sandbox) -> ResourceStats:
         from kubernetes.utils import parse_quantity
 
@@ -174,6 +193,8 @@ class PodObservation:
                     nanos = container.get("cpu", {}).get("usageCoreNanoSeconds")
                     cpu = nanos / 1e9 if nanos is not None else None
                     memory = container.get("memory", {}).get("workingSetBytes")
+        if not pids and pod.spec.node_name:
+            pids = self._cadvisor_processes(pod)
         return ResourceStats(
             cpu_seconds=cpu,
             memory_bytes=memory,

@@ -23,10 +23,11 @@ from orchestrator.errors import BackendError
 CHUNK = 256 * 1024
 END = "--end-of-artefact--"
 # Runs in the init container: base64 lines on stdin until END (the exec protocol of older API
-# servers cannot close stdin), unpacked with tarfile's "data" filter (no links out of /model, no
-# devices, no setuid bits), then the marker that lets the init container finish.
+# servers cannot close stdin), then only regular files and directories are unpacked, by relative
+# paths that stay under /model, without their modes' setuid bits (the base image's Python predates
+# tarfile's "data" filter), then the marker that lets the init container finish.
 RECEIVER = f"""
-import base64, io, sys, tarfile
+import base64, io, os, sys, tarfile
 lines = []
 for line in sys.stdin:
     line = line.strip()
@@ -34,9 +35,22 @@ for line in sys.stdin:
         break
     lines.append(line)
 data = base64.b64decode("".join(lines))
+root = os.path.realpath("{MODEL_MOUNT}")
 with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-    archive.extractall("{MODEL_MOUNT}", filter="data")
-open("{MODEL_MOUNT}/{MODEL_READY}", "w").close()
+    for member in archive.getmembers():
+        target = os.path.realpath(os.path.join(root, member.name))
+        if os.path.isabs(member.name) or not target.startswith(root + os.sep):
+            sys.exit("refused path " + member.name)
+        if member.isdir():
+            os.makedirs(target, exist_ok=True)
+        elif member.isfile():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with archive.extractfile(member) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+            os.chmod(target, member.mode & 0o755)
+        else:
+            sys.exit("refused non-regular member " + member.name)
+open(os.path.join(root, "{MODEL_READY}"), "w").close()
 print("received", len(data))
 """
 

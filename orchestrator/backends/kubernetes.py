@@ -236,11 +236,14 @@ class KubernetesBackend(PodObservation, SandboxBackend):
             relay.close()
         removed = []
         for ns in self._namespaces(f"{LABEL_TRIAL}={trial_id}"):
-            if ns.metadata.deletion_timestamp is not None:
-                continue  # already going; _remaining waits for it
             try:
-                self.core.delete_namespace(ns.metadata.name, propagation_policy="Background")
-                removed.append(f"namespace {ns.metadata.name}")
+                if ns.metadata.deletion_timestamp is None:  # else already going
+                    self.core.delete_namespace(ns.metadata.name, propagation_policy="Background")
+                    removed.append(f"namespace {ns.metadata.name}")
+                # A terminating namespace admits no new pod, so this cannot race the ReplicaSet.
+                # Without it the namespace controller finds the pods still terminating and backs
+                # off (2.5 s, 5 s, ... 40 s): a teardown then takes 90 s instead of a few.
+                self.core.delete_collection_namespaced_pod(ns.metadata.name, grace_period_seconds=0)
             except ApiException as exc:
                 if exc.status != 404:
                     raise BackendError(
