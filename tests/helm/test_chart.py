@@ -193,3 +193,19 @@ def test_bad_values_are_refused_naming_the_field(values: dict[str, Any], field: 
     with pytest.raises(helm.HelmValuesError) as refused:
         render(values)
     assert field in str(refused.value)
+
+
+def test_only_the_platform_servers_reach_the_bundled_database() -> None:
+    (policy,) = (o for o in objects(render()) if o["kind"] == "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "postgresql"
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    allowed = {e["key"]: e["values"] for e in source["podSelector"]["matchExpressions"]}
+    assert allowed == {
+        "app.kubernetes.io/instance": ["rs"],
+        "app.kubernetes.io/component": ["platform", "prefect", "mlflow"],
+    }
+    assert rule["ports"] == [{"port": 5432, "protocol": "TCP"}]
+    assert not [
+        o for o in objects(render({"networkPolicy": {"enabled": False}})) if o["kind"] == "NetworkPolicy"
+    ]
