@@ -35,7 +35,9 @@ demo: system setup base-image
 	$(BIN)/python -m examples.train_candidate
 	$(BIN)/regsandbox trial run examples/trials/diabetes-risk.yaml
 
-test: system setup base-image
+# platform-image: tests/helm runs the chart's pods from it (built before pytest, so its first
+# build, a few minutes, does not count against a test's time limit).
+test: system setup base-image platform-image
 	$(BIN)/python -m pytest -p no:cacheprovider --ignore=tests/k8s $(PYTEST_ARGS)
 
 # The kubernetes backend against a real control plane built here from Debian's kubernetes source
