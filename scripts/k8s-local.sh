@@ -32,6 +32,9 @@ ETCD_PORT=$((PORT_BASE + 1))
 ETCD_PEER_PORT=$((PORT_BASE + 2))
 KUBELET_PORT=$((PORT_BASE + 3))
 KUBELET_HEALTHZ_PORT=$((PORT_BASE + 4))
+# A kubelet destroys the pod cgroups under its root that it does not know, killing their processes:
+# two control planes on one machine (another worktree's tests) must never share a cgroup root.
+CGROUP_ROOT=/regsandbox-k8s-$PORT_BASE
 IMAGES=${REGSANDBOX_K8S_IMAGES:-regsandbox/base:bookworm}
 K8S_VERSION=v1.20.2
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
@@ -260,7 +263,7 @@ EOF
 
 start() {
   build
-  apt_install socat openssl
+  apt_install socat openssl curl
   mkdir -p "$RUN/logs"
   certificates
   for who in admin controller-manager scheduler kubelet; do kubeconfig "$who"; done
@@ -298,6 +301,7 @@ start() {
   if [ "${REGSANDBOX_K8S_KUBELET:-1}" = 1 ]; then
     node_engine
     mkdir -p "$RUN/kubelet" "$RUN/kubelet-plugins"
+    for controller in /sys/fs/cgroup/*/; do mkdir -p "$controller${CGROUP_ROOT#/}" 2>/dev/null || true; done
     launch kubelet "$BIN/kubelet" --kubeconfig "$RUN/kubelet.kubeconfig" \
       --container-runtime docker --docker-endpoint "unix://$RUN/docker.sock" \
       --docker "unix://$RUN/docker.sock" --docker-root "$K8S_HOME/docker-$PORT_BASE" \
@@ -305,7 +309,7 @@ start() {
       --hostname-override localhost --address 127.0.0.1 \
       --port "$KUBELET_PORT" --healthz-port "$KUBELET_HEALTHZ_PORT" --read-only-port 0 \
       --anonymous-auth=false --client-ca-file "$pki/ca.crt" --authorization-mode Webhook \
-      --cgroup-driver cgroupfs --fail-swap-on=false --pod-max-pids 256 --oom-score-adj 0 \
+      --cgroup-driver cgroupfs --cgroup-root "$CGROUP_ROOT" --fail-swap-on=false --pod-max-pids 256 --oom-score-adj 0 \
       --pod-infra-container-image regsandbox/pause:local --image-gc-high-threshold 100 \
       --image-gc-low-threshold 99 --eviction-hard 'memory.available<100Mi,nodefs.available<1%,imagefs.available<1%' \
       --enforce-node-allocatable '' --max-pods 250 --serialize-image-pulls=false
@@ -346,6 +350,7 @@ stop() {
     "${node[@]}" rm -f $("${node[@]}" ps -aq) >/dev/null 2>&1 || true
   fi
   for name in dockerd kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$name"; done
+  find /sys/fs/cgroup/*/"${CGROUP_ROOT#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
   # Pod volume mounts (tmpfs secrets, emptyDirs) left by the kubelet under its root dir.
   if [ -d "$RUN/kubelet" ]; then
     grep -o " $RUN/kubelet[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true

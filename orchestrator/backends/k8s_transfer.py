@@ -14,6 +14,7 @@ import select
 import socket
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,16 @@ def deliver_model(
 
 
 class PortForwardRelay:
-    """A loopback TCP listener whose every connection is carried to ``pod:port`` by the API server."""
+    """A loopback TCP listener whose every connection is carried to ``pod:port`` by the API server.
 
-    def __init__(self, core: Any, namespace: str, pod: str, port: int) -> None:
-        self.core, self.namespace, self.pod, self.port = core, namespace, pod, port
+    ``new_core`` makes a CoreV1Api on a client of its own for each connection: the kubernetes
+    client's stream helpers swap the request method of the ApiClient they are given for the
+    duration of the call, so a shared client would send other threads' requests (teardown's, the
+    resource sampler's) down the websocket.
+    """
+
+    def __init__(self, new_core: Callable[[], Any], namespace: str, pod: str, port: int) -> None:
+        self.new_core, self.namespace, self.pod, self.port = new_core, namespace, pod, port
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -137,7 +144,7 @@ class PortForwardRelay:
 
         try:
             forward = portforward(
-                self.core.connect_get_namespaced_pod_portforward,
+                self.new_core().connect_get_namespaced_pod_portforward,
                 self.pod,
                 self.namespace,
                 ports=str(self.port),

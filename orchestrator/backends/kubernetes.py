@@ -84,6 +84,12 @@ class KubernetesBackend(PodObservation, SandboxBackend):
 
         return client.CoreV1Api(self.api)
 
+    def stream_core(self) -> Any:
+        """A CoreV1Api on a client of its own, for one exec or port-forward (see PortForwardRelay)."""
+        from kubernetes import client
+
+        return client.CoreV1Api(client.ApiClient(self.api.configuration))
+
     def ping(self) -> None:
         from kubernetes import client
 
@@ -189,11 +195,9 @@ class KubernetesBackend(PodObservation, SandboxBackend):
         self._create(namespace, m.model_service(trial_id, template.port), trial_id)
         deadline = started + self.settings.health_timeout_s
         pod = self._wait_pod(namespace, trial_id, deadline, lambda p: _init_running(p, m.LOADER))
-        deliver_model(
-            self.core, namespace, pod.metadata.name, m.LOADER, model_dir, self.settings.health_timeout_s
-        )
+        self._deliver(namespace, pod.metadata.name, model_dir, deadline)
         pod = self._wait_pod(namespace, trial_id, deadline, _ready)
-        relay = PortForwardRelay(self.core, namespace, pod.metadata.name, template.port).start()
+        relay = PortForwardRelay(self.stream_core, namespace, pod.metadata.name, template.port).start()
         self._relays[trial_id] = relay
         return Endpoint(
             url=relay.url,
@@ -203,6 +207,27 @@ class KubernetesBackend(PodObservation, SandboxBackend):
             image_digest=digest,
             ready_s=time.monotonic() - started,
         )
+
+    def _deliver(self, namespace: str, pod: str, model_dir: Path, deadline: float) -> None:
+        """Stream the model in, retrying while the kubelet does not know the just-started init
+        container yet (its exec answers "container not found" for a moment after the pod's status
+        says running)."""
+        from kubernetes.client.rest import ApiException
+
+        while True:
+            try:
+                core = self.stream_core()
+                deliver_model(core, namespace, pod, m.LOADER, model_dir, self.settings.health_timeout_s)
+                return
+            except (ApiException, BackendError) as exc:
+                # Also retried: the receiver killed (137) by a restart of the init container; the
+                # new one waits for the artefact in the same volume.
+                again = "container not found" in str(exc) or "failed (137)" in str(exc)
+                if not again or time.monotonic() > deadline:
+                    raise BackendError(
+                        f"[kubernetes] cannot deliver the model into {namespace}/{pod}: {exc}"
+                    ) from exc
+                time.sleep(0.5)
 
     def _server_pod(self, namespace: str) -> Any:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"{m.APP_LABEL}={m.SERVER}").items
@@ -220,10 +245,28 @@ class KubernetesBackend(PodObservation, SandboxBackend):
                 raise BackendError(f"[kubernetes] trial {trial_id}: model server pod failed: {_why(pod)}")
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+        tail = self._server_log_tail(pod) if pod else ""
         raise SandboxTimeoutError(
             f"[kubernetes] trial {trial_id}: model server pod not ready after "
-            f"{self.settings.health_timeout_s:.0f}s: {_why(pod) if pod else 'no pod was created'}"
+            f"{self.settings.health_timeout_s:.0f}s: {_why(pod) if pod else 'no pod was created'}\n{tail}"
         )
+
+    def _server_log_tail(self, pod: Any) -> str:
+        """The server's last lines, from its previous run when it has restarted (why it crashed)."""
+        for previous in (True, False):
+            try:
+                return str(
+                    self.core.read_namespaced_pod_log(
+                        pod.metadata.name,
+                        pod.metadata.namespace,
+                        container=m.SERVER,
+                        previous=previous,
+                        tail_lines=40,
+                    )
+                )
+            except Exception:  # noqa: S112 - no previous run, or not started: try the next source
+                continue
+        return ""
 
     def _namespaces(self, selector: str) -> list[Any]:
         return list(self.core.list_namespace(label_selector=selector).items)

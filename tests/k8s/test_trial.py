@@ -11,7 +11,7 @@ import pytest
 from orchestrator.backends.kubernetes import KubernetesBackend
 from orchestrator.reports import load_report
 from orchestrator.run import run_trial
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, get_settings
 from tests.integration.models import candidate_model
 from tests.integration.test_trial_flow import small_spec
 
@@ -31,6 +31,7 @@ def test_trial_reaches_a_report_on_kubernetes(
     candidate_dir: Path,
 ) -> None:
     monkeypatch.setenv("REGSANDBOX_KUBE_ACCEPT_UNENFORCED_NETWORK_POLICY", "true")
+    get_settings.cache_clear()  # the flow reads the process-wide settings
     outcome = run_trial(small_spec(candidate_dir, rows=1000), backend="kubernetes")
     assert outcome.status == "completed", outcome.error
     assert outcome.teardown_verified
