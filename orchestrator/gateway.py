@@ -3,12 +3,15 @@
 It is the only way into the sandbox. It checks the caller's token (stored as a hash; the
 developer's token and the platform's evaluation token are told apart), forwards only the
 template's paths, and turns every exchange into a :class:`TrafficRecord`, so developer
-traffic and evaluation traffic are observed the same way.
+traffic and evaluation traffic are observed the same way. A streamed answer (server-sent events,
+as chat models send) is passed on as it comes and recorded once it ends, its events joined
+(:mod:`orchestrator.chat_stream`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -17,13 +20,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
+from orchestrator.chat_stream import StreamCopy, is_event_stream, join_events, wants_stream
 from orchestrator.errors import GatewayError
 from orchestrator.records import TrafficRecord, utcnow
 
@@ -33,6 +38,10 @@ CASE_HEADER = "X-Regsandbox-Case-Ids"
 # connections the gateway accepts take the option from its listening socket.
 NO_DELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 Capture = Literal["full", "digest"]
+# "platform" is the platform's credential for this trial: it calls like a developer, and may also
+# ask for the route to the model server and hand back the developer calls it forwarded there.
+Origin = Literal["developer", "evaluation", "platform"]
+INTERNAL = "/_regsandbox"
 
 
 def new_token() -> tuple[str, str]:
@@ -43,6 +52,13 @@ def new_token() -> tuple[str, str]:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _answer(request: bytes, answer: bytes, first_ms: float | None, capture: Capture) -> Any:
+    """A relayed answer as captured: a streamed one (events) joined, like those passed on here."""
+    if capture == "full" and (wants_stream(request) or answer.lstrip().startswith(b"data:")):
+        return join_events(answer, first_ms)
+    return _captured(answer, capture)
 
 
 def _captured(body: bytes, capture: Capture) -> Any:
@@ -62,7 +78,7 @@ class Gateway:
         trial_id: str,
         upstream: str,
         paths: list[str],
-        tokens: dict[str, Literal["developer", "evaluation"]],
+        tokens: dict[str, Origin],
         sink: Callable[[TrafficRecord], None],
         capture: Capture = "full",
         host: str = "127.0.0.1",
@@ -80,7 +96,7 @@ class Gateway:
         self._thread: threading.Thread | None = None
         self.url = ""
 
-    def _origin(self, request: Request) -> Literal["developer", "evaluation"] | None:
+    def _origin(self, request: Request) -> Origin | None:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return None
@@ -96,11 +112,38 @@ class Gateway:
         )
         client: dict[str, httpx.AsyncClient] = {}
 
+        @app.get(INTERNAL + "/route")
+        async def route(request: Request) -> Response:
+            if self._origin(request) != "platform":
+                return Response('{"error": "for the platform only"}', 403, media_type="application/json")
+            return Response(
+                json.dumps(
+                    {"upstream": self.upstream, "paths": sorted(self.paths), "timeout_s": self._timeout}
+                ),
+                media_type="application/json",
+            )
+
+        @app.post(INTERNAL + "/traffic")
+        async def relayed(request: Request) -> Response:
+            if self._origin(request) != "platform":
+                return Response('{"error": "for the platform only"}', 403, media_type="application/json")
+            try:
+                records = [self._relayed(item) for item in json.loads(await request.body())]
+            except (ValueError, TypeError, KeyError) as exc:
+                problem = json.dumps({"error": f"not a batch of exchanges: {exc}"})
+                return Response(problem, 422, media_type="application/json")
+            for record in records:
+                self._sink(record)
+            return Response(json.dumps({"recorded": len(records)}), media_type="application/json")
+
         @app.api_route("/{path:path}", methods=["GET", "POST"])
         async def forward(path: str, request: Request) -> Response:
-            origin = self._origin(request)
-            if origin is None:
+            found = self._origin(request)
+            if found is None:
                 return Response('{"error": "missing or invalid token"}', 401, media_type="application/json")
+            origin: Literal["developer", "evaluation"] = (
+                "evaluation" if found == "evaluation" else "developer"
+            )
             target = "/" + path
             if target not in self.paths:
                 return Response(
@@ -109,43 +152,96 @@ class Gateway:
             body = await request.body()
             if "http" not in client:
                 client["http"] = httpx.AsyncClient(timeout=self._timeout)
+            http = client["http"]
             received = utcnow()
             started = time.perf_counter()
+            cases = request.headers.get(CASE_HEADER) if origin == "evaluation" else None
+
+            def record(status: int, answer: Any, error: str | None) -> None:
+                self._sink(
+                    TrafficRecord(
+                        trial_id=self.trial_id,
+                        request_id=uuid.uuid4().hex,
+                        timestamp=received,
+                        latency_ms=(time.perf_counter() - started) * 1000.0,
+                        status=status,
+                        path=target,
+                        origin=origin,
+                        case_ids=cases.split(",") if cases else None,
+                        request=_captured(body, self._capture),
+                        response=answer,
+                        error=error,
+                    )
+                )
+
             status, payload, error = 502, b"", None
             try:
-                upstream = await client["http"].request(
-                    request.method,
-                    self.upstream + target,
-                    content=body,
-                    headers={"content-type": request.headers.get("content-type", "application/json")},
+                upstream = await http.send(
+                    http.build_request(
+                        request.method,
+                        self.upstream + target,
+                        content=body,
+                        headers={"content-type": request.headers.get("content-type", "application/json")},
+                    ),
+                    stream=True,
                 )
-                status, payload = upstream.status_code, upstream.content
+                if is_event_stream(upstream.headers.get("content-type")):
+                    # Passed on event by event as the model writes them; recorded once it ends.
+                    return StreamingResponse(
+                        self._pass_on(upstream, StreamCopy(started), record),
+                        upstream.status_code,
+                        media_type=upstream.headers["content-type"],
+                    )
+                try:
+                    status, payload = upstream.status_code, await upstream.aread()
+                finally:
+                    await upstream.aclose()
             except httpx.TimeoutException:
                 status, error = 504, "model did not answer in time"
             except httpx.HTTPError as exc:
                 error = f"model unreachable: {type(exc).__name__}"
-            latency = (time.perf_counter() - started) * 1000.0
-            cases = request.headers.get(CASE_HEADER) if origin == "evaluation" else None
-            self._sink(
-                TrafficRecord(
-                    trial_id=self.trial_id,
-                    request_id=uuid.uuid4().hex,
-                    timestamp=received,
-                    latency_ms=latency,
-                    status=status,
-                    path=target,
-                    origin=origin,
-                    case_ids=cases.split(",") if cases else None,
-                    request=_captured(body, self._capture),
-                    response=_captured(payload, self._capture),
-                    error=error,
-                )
-            )
+            record(status, _captured(payload, self._capture), error)
             if error is not None:
                 payload = json.dumps({"error": error}).encode()
             return Response(payload, status, media_type="application/json")
 
         return app
+
+    async def _pass_on(
+        self,
+        upstream: httpx.Response,
+        copy: StreamCopy,
+        record: Callable[[int, Any, str | None], None],
+    ) -> AsyncIterator[bytes]:
+        """The answer's chunks as they come; the exchange is one record, with the events joined."""
+        error = None
+        try:
+            async for chunk in upstream.aiter_bytes():
+                yield copy.add(chunk)
+        except httpx.HTTPError as exc:
+            error = f"model broke off its answer: {type(exc).__name__}"
+        finally:
+            await upstream.aclose()
+            answer = copy.joined() if self._capture == "full" else _captured(copy.raw, "digest")
+            record(upstream.status_code, answer, error)
+
+    def _relayed(self, item: dict[str, Any]) -> TrafficRecord:
+        """A developer call the platform forwarded straight to the model server, as a record."""
+        request = base64.b64decode(item["request"])
+        return TrafficRecord(
+            trial_id=self.trial_id,
+            request_id=uuid.uuid4().hex,
+            timestamp=item["timestamp"],
+            latency_ms=float(item["latency_ms"]),
+            status=int(item["status"]),
+            path=str(item["path"]),
+            origin="developer",
+            request=_captured(request, self._capture),
+            response=_answer(
+                request, base64.b64decode(item["response"]), item.get("first_byte_ms"), self._capture
+            ),
+            error=item.get("error"),
+        )
 
     def start(self) -> str:
         """Start serving; return the base URL (an ephemeral port on the configured host)."""

@@ -92,9 +92,10 @@ def deploy(trial: Trial) -> Deployment:
         trial.trial_id,
         endpoint.url,
         admission.template.paths,
-        {developer_hash: "developer", platform: "developer", evaluation_hash: "evaluation"},
+        {developer_hash: "developer", platform: "platform", evaluation_hash: "evaluation"},
         live.sink,
         host=trial.settings.gateway_host,
+        timeout_s=admission.template.answer_timeout_s,
     )
     url = live.gateway.start()
     (trial.workdir / "endpoint.txt").write_text(f"{url}\n", encoding="utf-8")
