@@ -354,6 +354,8 @@ stop() {
     "${node[@]}" rm -f $("${node[@]}" ps -aq) >/dev/null 2>&1 || true
   fi
   for name in dockerd kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$name"; done
+  # Container shims of the node's engine can outlive it; only those serving this run's containerd.
+  for pid in $(pgrep -f -- "-address $RUN/docker-exec/" || true); do kill "$pid" 2>/dev/null || true; done
   find /sys/fs/cgroup/*/"${CGROUP_ROOT#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
   # Pod volume mounts (tmpfs secrets, emptyDirs) left by the kubelet under its root dir.
   if [ -d "$RUN/kubelet" ]; then
