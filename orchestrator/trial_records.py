@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.backends.attestation import Attestation
 from orchestrator.backends.base import Endpoint, IsolationControl, Sandbox, TeardownResult
+from orchestrator.coverage import EvidenceCoverage
 from orchestrator.data.prepare import PreparedData
 from orchestrator.data.reference import Reference
 from orchestrator.model_artifacts import ModelArtifact
@@ -95,6 +96,9 @@ class Workload(_Record):
     steps: int = Field(description="Monitor update steps streamed.")
     points: int = Field(description="Metric points produced by the monitors.")
     failure_cases: list[FailureCase] = Field(description="The worst misses, verbatim.")
+    coverage: EvidenceCoverage | None = Field(
+        default=None, description="Cases answered, each distinct error, and what that means for verdicts."
+    )
 
 
 class Observation(_Record):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from orchestrator.errors import TrialFailedError
 from orchestrator.records import utcnow
@@ -33,9 +34,26 @@ def run_workload(trial: Trial) -> Workload:
             raise TrialFailedError(f"trial {trial.trial_id}: timeout of {spec.resources.timeout_s}s reached")
 
     channel = Channel(
-        deployment.gateway_url, live.evaluation_token, live.sink, spec.workload.concurrency, progress
+        deployment.gateway_url,
+        live.evaluation_token,
+        live.sink,
+        spec.workload.concurrency,
+        progress,
+        check=_sandbox_watch(trial),
     )
-    requests = evaluation.run(channel)
+    try:
+        requests = evaluation.run(channel)
+    except SandboxStoppedError as exc:
+        live.sink.drain()  # the answers received before the stop are evidence too
+        coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.prepared.rows)
+        exc.record = Workload(
+            requests=coverage.requests,
+            steps=evaluation.steps,
+            points=evaluation.points,
+            failure_cases=evaluation.failure_cases(),
+            coverage=coverage,
+        )
+        raise
     window = spec.workload.developer_window_s
     if window:
         trial.log(f"endpoint open for developer traffic for {window:g}s: {deployment.gateway_url}")
@@ -45,19 +63,78 @@ def run_workload(trial: Trial) -> Workload:
             evaluation.absorb(live.sink.drain(wait_s=0.5))
             trial.check_cancelled()
     trial.publish(state="observed", open_until=None)  # the developer endpoint closes here
+    coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.prepared.rows)
     trial.event(
         "workload_done",
         requests=requests,
         steps=evaluation.steps,
         points=evaluation.points,
         developer_requests=evaluation.developer_requests,
+        cases_sent=coverage.cases_sent,
+        cases_answered=coverage.cases_answered,
+        failed_requests=coverage.failed_requests,
     )
-    return Workload(
+    workload = Workload(
         requests=requests,
         steps=evaluation.steps,
         points=evaluation.points,
         failure_cases=evaluation.failure_cases(),
+        coverage=coverage,
     )
+    _check_sandbox_alive(trial, workload)
+    return workload
+
+
+class SandboxStoppedError(TrialFailedError):
+    """The model's sandbox stopped while the workload was sending it cases."""
+
+    record: Workload | None = None  # what the workload had established; the lifecycle keeps it
+
+
+def _sandbox_watch(trial: Trial, every_s: float = 1.0) -> Callable[[], None]:
+    """A check for the workload loop: raises once the sandbox is seen stopped (at most once a second)."""
+    last = [time.monotonic()]
+
+    def check() -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s:
+            return
+        last[0] = now
+        _check_sandbox_alive(trial, None)
+
+    return check
+
+
+def _check_sandbox_alive(trial: Trial, workload: Workload | None) -> None:
+    """A model whose sandbox stopped mid-workload fails the trial: its evidence was cut short.
+
+    The gateway answers 502 for every request after the stop, so the workload itself ends
+    normally; only the sandbox's state tells a crash from a model that answers with errors.
+    """
+    live = trial.live
+    if live.backend is None or live.sandbox is None:
+        return
+    try:
+        stats = live.backend.stats(live.sandbox)
+    except Exception as exc:  # an engine that does not answer cannot vouch for the sandbox either
+        stats_error: str | None = f"{type(exc).__name__}: {exc}"
+        running, oom = False, False
+    else:
+        stats_error, running, oom = None, stats.running, stats.oom_killed
+    if running:
+        return
+    tally = live.sink.tally if live.sink is not None else None
+    coverage = workload.coverage if workload else tally.coverage(0) if tally else None
+    answered = f"{coverage.cases_answered}" if coverage else "an unknown number of"
+    why = "killed for exceeding its memory limit" if oom else "stopped"
+    if stats_error:
+        why = f"could not be inspected ({stats_error})"
+    stopped = SandboxStoppedError(
+        f"trial {trial.trial_id}: the model's sandbox {why} during the workload; "
+        f"the model answered {answered} cases before that"
+    )
+    stopped.record = workload
+    raise stopped
 
 
 def monitor(trial: Trial) -> Observation:
