@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system engine base-image demo test test-unit lint clean bench
+.PHONY: setup system engine base-image demo test test-unit test-reliability lint clean bench
 
 # Idempotent and fast when nothing changed: pip only runs when pyproject.toml is newer
 # than the stamp left by the last install.
@@ -31,8 +31,15 @@ demo: system setup base-image
 	$(BIN)/python -m examples.train_candidate
 	$(BIN)/regsandbox trial run examples/trials/diabetes-risk.yaml
 
+# The reliability tier (faults injected into real components, fuzzing, load) is slower and has
+# its own target; .ci/run runs both. docs/reliability.md lists what each test proves.
+RELIABILITY := tests/faults tests/fuzz tests/load
+
 test: system setup base-image
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(foreach d,$(RELIABILITY),--ignore=$(d)) $(PYTEST_ARGS)
+
+test-reliability: system setup base-image
+	$(BIN)/python -m pytest -p no:cacheprovider $(RELIABILITY) $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/api tests/portal $(PYTEST_ARGS)
@@ -42,8 +49,10 @@ lint: setup
 	$(BIN)/ruff format --check orchestrator monitors flows
 	$(BIN)/mypy
 
+# Runs every bench/bench_*.py one after another and writes docs/benchmarks.md: one table of
+# figures, each a ratio against a baseline measured in the same run (bench/summary.py).
 bench: setup base-image
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/table.py --out docs/benchmarks.md $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/regsandbox reap 2>/dev/null

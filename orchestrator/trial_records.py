@@ -74,6 +74,7 @@ class Provisioned(_Record):
     sandbox: Sandbox
     slot: int = Field(description="Host sandbox slot the trial holds.")
     seconds: float
+    queued_s: float = Field(default=0.0, description="Seconds the trial waited for a free sandbox slot.")
 
 
 class Attested(_Record):

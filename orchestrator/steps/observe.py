@@ -25,7 +25,11 @@ def run_workload(trial: Trial) -> Workload:
     evaluation = get_kind(admission.kind).start(spec, data, live.streamer.put)
     live.evaluation = evaluation
     trial.enter("observing", cases=data.prepared.rows, batch_size=spec.workload.batch_size)
-    deadline = trial.started_at.timestamp() + spec.resources.timeout_s
+    # Time spent queued for a sandbox slot is not the model's time: a trial that waited behind
+    # others (REGSANDBOX_MAX_SANDBOXES) must not then fail its own timeout for it.
+    provisioned = trial.records.provisioned
+    queued_s = provisioned.queued_s if provisioned else 0.0
+    deadline = trial.started_at.timestamp() + queued_s + spec.resources.timeout_s
 
     def progress(done: int, total: int) -> None:
         trial.progress("workload", done, total, "requests")

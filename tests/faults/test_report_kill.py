@@ -33,7 +33,7 @@ from orchestrator.reports.writer import (
 
 pytestmark = pytest.mark.slow
 
-ROUNDS = 24
+ROUNDS = 10
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = """
 import sys, time
