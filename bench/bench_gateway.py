@@ -1,9 +1,10 @@
 """What the developers' endpoint adds: latency and throughput through the platform against the sandbox.
 
 A real Docker sandbox serves a small MLflow model. The trial's own gateway (which records every
-exchange) stands in front of it in a process of its own, as in a trial's flow run, and the
-platform (its own uvicorn process, SQLite store, token check, rate limit) forwards
-``/trials/{id}/invocations`` to that gateway, as during a trial's observation window. The same
+exchange) runs in a process of its own, as in a trial's flow run, and the platform (its own
+uvicorn process, SQLite store, token check, rate limit) forwards ``/trials/{id}/invocations``
+straight to the model server and hands each exchange back to that gateway in batches, as during
+a trial's observation window. The CPU each process spends per call is printed too. The same
 requests go, at the same concurrency, once straight to the sandbox's model server (the baseline)
 and once through the platform; the two alternate in rounds so that drift in machine load hits
 both alike.
@@ -49,7 +50,7 @@ TRIAL = "bench-gateway-1"
 GATEWAY = """
 import sys, time
 from orchestrator.gateway import Gateway
-tokens = {sys.argv[2]: "developer"}
+tokens = {sys.argv[2]: "platform"}
 gateway = Gateway("bench-gateway-1", sys.argv[1], ["/invocations"], tokens, lambda r: None)
 print(gateway.start(), flush=True)
 time.sleep(3600)
@@ -93,6 +94,12 @@ def load(url: str, token: str | None, requests: int, concurrency: int) -> tuple[
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(one, range(requests)))
         return latencies, requests / (time.perf_counter() - started)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds a process has used so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -151,6 +158,7 @@ def main() -> None:
                     str(port),
                     "--log-level",
                     "warning",
+                    "--no-access-log",
                 ],
                 env=env,
             )
@@ -163,11 +171,16 @@ def main() -> None:
             platform: list[float] = []
             direct_rps: list[float] = []
             platform_rps: list[float] = []
+            spent = {"platform": 0.0, "trial gateway": 0.0}
             for _ in range(args.rounds):
                 lat, rps = load(direct_url, None, args.requests, args.concurrency)
                 direct += lat
                 direct_rps.append(rps)
+                before = {"platform": cpu_s(server.pid), "trial gateway": cpu_s(trial_gateway.pid)}
                 lat, rps = load(platform_url, token, args.requests, args.concurrency)
+                time.sleep(0.2)  # the last batch handed back to the trial's gateway
+                spent["platform"] += cpu_s(server.pid) - before["platform"]
+                spent["trial gateway"] += cpu_s(trial_gateway.pid) - before["trial gateway"]
                 platform += lat
                 platform_rps.append(rps)
         finally:
@@ -184,6 +197,9 @@ def main() -> None:
         f"added latency        p50 {pct(platform, 50) - pct(direct, 50):7.1f} ms  "
         f"p99 {pct(platform, 99) - pct(direct, 99):7.1f} ms"
     )
+    calls = args.requests * args.rounds
+    for label, seconds in spent.items():
+        print(f"CPU per call         {label:<14} {seconds / calls * 1000:5.2f} ms")
     print(f"throughput ratio platform / direct: {p_rps / d_rps:.2f}  (target >= 0.8)")
     base = f"straight to the model server, concurrency {args.concurrency}"
     emit(

@@ -9,6 +9,7 @@ traffic and evaluation traffic are observed the same way.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -33,6 +34,10 @@ CASE_HEADER = "X-Regsandbox-Case-Ids"
 # connections the gateway accepts take the option from its listening socket.
 NO_DELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 Capture = Literal["full", "digest"]
+# "platform" is the platform's credential for this trial: it calls like a developer, and may also
+# ask for the route to the model server and hand back the developer calls it forwarded there.
+Origin = Literal["developer", "evaluation", "platform"]
+INTERNAL = "/_regsandbox"
 
 
 def new_token() -> tuple[str, str]:
@@ -62,7 +67,7 @@ class Gateway:
         trial_id: str,
         upstream: str,
         paths: list[str],
-        tokens: dict[str, Literal["developer", "evaluation"]],
+        tokens: dict[str, Origin],
         sink: Callable[[TrafficRecord], None],
         capture: Capture = "full",
         host: str = "127.0.0.1",
@@ -80,7 +85,7 @@ class Gateway:
         self._thread: threading.Thread | None = None
         self.url = ""
 
-    def _origin(self, request: Request) -> Literal["developer", "evaluation"] | None:
+    def _origin(self, request: Request) -> Origin | None:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return None
@@ -96,11 +101,36 @@ class Gateway:
         )
         client: dict[str, httpx.AsyncClient] = {}
 
+        @app.get(INTERNAL + "/route")
+        async def route(request: Request) -> Response:
+            if self._origin(request) != "platform":
+                return Response('{"error": "for the platform only"}', 403, media_type="application/json")
+            return Response(
+                json.dumps({"upstream": self.upstream, "paths": sorted(self.paths)}),
+                media_type="application/json",
+            )
+
+        @app.post(INTERNAL + "/traffic")
+        async def relayed(request: Request) -> Response:
+            if self._origin(request) != "platform":
+                return Response('{"error": "for the platform only"}', 403, media_type="application/json")
+            try:
+                records = [self._relayed(item) for item in json.loads(await request.body())]
+            except (ValueError, TypeError, KeyError) as exc:
+                problem = json.dumps({"error": f"not a batch of exchanges: {exc}"})
+                return Response(problem, 422, media_type="application/json")
+            for record in records:
+                self._sink(record)
+            return Response(json.dumps({"recorded": len(records)}), media_type="application/json")
+
         @app.api_route("/{path:path}", methods=["GET", "POST"])
         async def forward(path: str, request: Request) -> Response:
-            origin = self._origin(request)
-            if origin is None:
+            found = self._origin(request)
+            if found is None:
                 return Response('{"error": "missing or invalid token"}', 401, media_type="application/json")
+            origin: Literal["developer", "evaluation"] = (
+                "evaluation" if found == "evaluation" else "developer"
+            )
             target = "/" + path
             if target not in self.paths:
                 return Response(
@@ -146,6 +176,21 @@ class Gateway:
             return Response(payload, status, media_type="application/json")
 
         return app
+
+    def _relayed(self, item: dict[str, Any]) -> TrafficRecord:
+        """A developer call the platform forwarded straight to the model server, as a record."""
+        return TrafficRecord(
+            trial_id=self.trial_id,
+            request_id=uuid.uuid4().hex,
+            timestamp=item["timestamp"],
+            latency_ms=float(item["latency_ms"]),
+            status=int(item["status"]),
+            path=str(item["path"]),
+            origin="developer",
+            request=_captured(base64.b64decode(item["request"]), self._capture),
+            response=_captured(base64.b64decode(item["response"]), self._capture),
+            error=item.get("error"),
+        )
 
     def start(self) -> str:
         """Start serving; return the base URL (an ephemeral port on the configured host)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -106,6 +107,7 @@ def run_stack(
     echo: Callable[[str], None] = print,
 ) -> None:
     settings.ensure_dirs()
+    ports_free(host, {"--prefect-port": prefect_port, "--mlflow-port": mlflow_port, "--api-port": api_port})
     stack = services(settings, host, prefect_port, mlflow_port, api_port)
 
     def interrupt(signum: int, frame: object) -> None:
@@ -146,6 +148,24 @@ def run_stack(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stack_file(settings).unlink(missing_ok=True)
         stop_all(stack)
+
+
+def ports_free(host: str, ports: dict[str, int]) -> None:
+    """Refuse to start when a port is taken: a server already there would answer the health
+    checks, and the platform would look up while serving another program's pages."""
+    taken = []
+    for option, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                taken.append(f"{port} ({option})")
+    if taken:
+        raise RegSandboxError(
+            f"port(s) {', '.join(taken)} on {host} already in use, by another program or a "
+            "`regsandbox up` of another home: stop it, or choose other ports with those options"
+        )
 
 
 def _stack_file(settings: Settings) -> Path:

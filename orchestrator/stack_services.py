@@ -154,6 +154,7 @@ def services(
                 str(api_port),
                 "--log-level",
                 "warning",
+                "--no-access-log",  # calls are audited by the platform; a log line each would cost CPU
             ],
             f"http://{host}:{api_port}/api/health",
             f"http://{host}:{api_port}",

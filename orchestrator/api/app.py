@@ -6,14 +6,13 @@ a client as a 500, and an unexpected one is logged and answered without internal
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from orchestrator.api import decisions
+from orchestrator.api.gateway import DeveloperEndpoint
 from orchestrator.api.limits import VERIFY_LIMIT, BodyLimit
 from orchestrator.api.runs import PrefectRuns, Runs
 from orchestrator.errors import (
@@ -58,15 +57,7 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     settings.ensure_dirs()
     engine(settings)  # creates the tables on first use, before the first request
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        client = getattr(app.state, "endpoint_http", None)
-        if client is not None:
-            await client.aclose()
-
     app = FastAPI(
-        lifespan=lifespan,
         title="regsandbox platform",
         description="Trials, endpoints, exit reports, decisions and the audit log of a regulatory sandbox.",
         version="1",
@@ -74,6 +65,8 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     app.state.settings = settings
     app.state.runs = runs or PrefectRuns(settings)
     app.add_middleware(BodyLimit, per_path={"/api/reports/verify": VERIFY_LIMIT})
+    # Outermost: developers' calls under /trials/ are forwarded before any routing (see its module).
+    app.add_middleware(DeveloperEndpoint, settings=settings)
 
     @app.exception_handler(RegSandboxError)
     async def refused(request: Request, exc: RegSandboxError) -> JSONResponse:
@@ -93,9 +86,7 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    from orchestrator.api.gateway import router as gateway
     from orchestrator.api.routes import include_routes
 
     include_routes(app)
-    app.include_router(gateway)
     return app

@@ -1,41 +1,44 @@
 """The developers' endpoint: ``/trials/{trial_id}/...`` under the platform's address.
 
 A developer's endpoint token (issued through the API, stored as a digest) opens one trial's
-endpoint, only while that trial is open (deployed, and through its observation window). Calls are
-forwarded to the trial's own gateway, which records every exchange as traffic and measures it; the
-platform presents a credential derived for that trial (:func:`orchestrator.security.platform_credential`).
-Each token has a rate limit (a token bucket), and a token's first call is an audit event. The
-database is asked about a token at most once a second, so a call costs no database round trip.
+endpoint, only while that trial is open (deployed, and through its observation window). The call
+goes in one hop to the trial's model server, on the path the trial's template serves; what was
+exchanged is handed to the trial's own gateway in batches (:mod:`orchestrator.api.relay`), which
+records it as developer traffic and feeds the trial's monitors. Where the platform cannot reach
+the model server itself (another network), it forwards to the trial's gateway instead, which
+then records the call as it passes.
+
+This is an ASGI layer in front of the application, not a route: a forward is on every developer
+call's path, and routing, dependency resolution and a general-purpose HTTP client would cost
+more CPU than the small model servers behind it. Each token has a rate limit (a token bucket),
+and its first call is an audit event. The database is asked about a token at most once a
+second, so a call costs no database round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
-import httpx
-from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator import security
-from orchestrator.api.deps import SettingsDep
-from orchestrator.api.trials import is_open
-from orchestrator.errors import (
-    AuthenticationError,
-    ConflictError,
-    NotFoundError,
-    RateLimitedError,
-    RegSandboxError,
-)
+from orchestrator.api import endpoint_pass
+from orchestrator.api.relay import Exchange, relay
+from orchestrator.api.upstream import Headers, Pool, UpstreamError
+from orchestrator.errors import AuthenticationError, RateLimitedError, RegSandboxError, TooLargeError
+from orchestrator.records import utcnow
 from orchestrator.settings import Settings
-from orchestrator.store import EndpointToken, audit, sessions
-from orchestrator.store.trials import find
 
-router = APIRouter(tags=["endpoint"])
-RECHECK_S = 1.0
+logger = logging.getLogger("regsandbox.api.endpoint")
+RECHECK_S = endpoint_pass.RECHECK_S
+TIMEOUT_S = 60.0
+MAX_BODY = 32 * 1024 * 1024
+_FORWARDED = (b"content-type", b"accept")
 
 
 @dataclass
@@ -64,89 +67,145 @@ class RateLimiter:
 
 
 limiter = RateLimiter()
-_seen: set[str] = set()
 
 
-def _client(request: Request) -> httpx.AsyncClient:
-    """One pooled client per app: a new connection per call would double the added latency."""
-    state, loop = request.app.state, asyncio.get_running_loop()
-    # A client belongs to one event loop (a test client may run each call in a loop of its own).
-    if getattr(state, "endpoint_loop", None) is not loop:
-        state.endpoint_http = httpx.AsyncClient(timeout=60.0, limits=httpx.Limits(max_connections=64))
-        state.endpoint_loop = loop
-    client: httpx.AsyncClient = state.endpoint_http
-    return client
+def _pools() -> Pool:
+    """The connection pool of the running event loop (a test client may run a loop per call)."""
+    loop = asyncio.get_running_loop()
+    pool: Pool | None = getattr(loop, "_regsandbox_pool", None)
+    if pool is None:
+        pool = Pool()
+        loop._regsandbox_pool = pool  # type: ignore[attr-defined]
+    return pool
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise AuthenticationError("an endpoint token is needed (Authorization: Bearer ...)")
-    return header[7:].strip()
+async def _json(send: Send, status: int, text: str, headers: Headers | None = None) -> None:
+    import json
+
+    body = json.dumps({"error": text}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
-@dataclass(frozen=True)
-class _Pass:
-    """What a token opens, as checked against the database at ``checked``."""
-
-    trial_id: str
-    gateway_url: str
-    credential: str
-    checked: float
-
-
-_passes: dict[str, _Pass] = {}
-
-
-def _check(settings: Settings, digest: str, trial_id: str, path: str) -> _Pass:
-    """The database's word on a token: its trial, open, reachable (blocking: run off the loop)."""
-    with sessions(settings)() as db, db.begin():
-        found = db.scalars(select(EndpointToken).where(EndpointToken.digest == digest)).first()
-        if found is None or found.trial_id != trial_id:
-            audit.record_apart(db, "endpoint", "endpoint_refused", f"trial:{trial_id}", reason="token")
-            raise AuthenticationError("this token does not open this trial's endpoint")
-        trial = find(db, trial_id)
-        if trial is None:
-            raise NotFoundError(f"no trial {trial_id}")
-        if not is_open(trial) or not trial.gateway_url:
-            audit.record_apart(db, "endpoint", "endpoint_refused", f"trial:{trial_id}", reason="closed")
-            raise ConflictError(f"trial {trial_id}'s endpoint is not open (state {trial.state})")
-        if digest not in _seen:
-            _seen.add(digest)
-            audit.record(
-                db, f"user:{found.user_id}", "endpoint_first_call", f"trial:{trial_id}", path="/" + path
-            )
-        credential = security.platform_credential(settings.keys_dir, trial_id)
-        return _Pass(trial_id, trial.gateway_url, credential, time.monotonic())
+async def _body(receive: Receive) -> bytes:
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionAbortedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLargeError(f"request body over {MAX_BODY // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
-@router.api_route("/trials/{trial_id}/{path:path}", methods=["GET", "POST"], include_in_schema=False)
-async def forward(trial_id: str, path: str, request: Request, settings: SettingsDep) -> Response:
-    digest = security.digest(_bearer(request))
-    # A token's pass is re-checked at most every RECHECK_S: a call pays no database round trip,
-    # and a closed window or a revoked token takes effect within that time.
-    found = _passes.get(digest)
-    if found is None or found.trial_id != trial_id or time.monotonic() - found.checked > RECHECK_S:
+class DeveloperEndpoint:
+    """Serves ``/trials/{id}/{path}``; hands every other request to the application."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        parts = path.split("/", 3) if path.startswith("/trials/") else []
+        if len(parts) != 4 or not parts[2]:
+            await self.app(scope, receive, send)
+            return
         try:
-            found = await run_in_threadpool(_check, settings, digest, trial_id, path)
-        except RegSandboxError:
-            _passes.pop(digest, None)
-            raise
-        _passes[digest] = found
-    if not limiter.allow(digest, settings.endpoint_rate_per_s, settings.endpoint_burst):
-        raise RateLimitedError(f"rate limit of {settings.endpoint_rate_per_s:g} requests/s reached")
-    headers = {
-        "authorization": f"Bearer {found.credential}",
-        "content-type": request.headers.get("content-type", "application/json"),
-    }
-    try:
-        reply = await _client(request).request(
-            request.method, f"{found.gateway_url}/{path}", content=await request.body(), headers=headers
-        )
-    except httpx.HTTPError as exc:
-        return Response(
-            f'{{"error": "trial endpoint unreachable: {type(exc).__name__}"}}',
-            502,
-            media_type="application/json",
-        )
-    return Response(reply.content, reply.status_code, media_type=reply.headers.get("content-type"))
+            await self._forward(scope, receive, send, parts[2], "/" + parts[3])
+        except RegSandboxError as exc:
+            from orchestrator.api.app import status_for
+
+            extra = [(b"www-authenticate", b"Bearer")] if isinstance(exc, AuthenticationError) else None
+            await _json(send, status_for(exc), str(exc), extra)
+        except ConnectionAbortedError:
+            return  # the caller went away before its request was complete
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, trial_id: str, path: str) -> None:
+        if scope["method"] not in ("GET", "POST"):
+            await _json(send, 405, "only GET and POST are forwarded")
+            return
+        headers = dict(scope["headers"])
+        digest = security.digest(endpoint_pass.bearer(headers.get(b"authorization", b"").decode("latin-1")))
+        found = endpoint_pass.cached(digest, trial_id)
+        if found is None:
+            found = await run_in_threadpool(endpoint_pass.check, self.settings, digest, trial_id, path)
+        if not limiter.allow(digest, self.settings.endpoint_rate_per_s, self.settings.endpoint_burst):
+            raise RateLimitedError(f"rate limit of {self.settings.endpoint_rate_per_s:g} requests/s reached")
+        route = found.route
+        if route.paths is not None and path.split("?", 1)[0] not in route.paths:
+            await _json(send, 404, "path not served by this sandbox")
+            return
+        body = await _body(receive)
+        target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        forwarded = [(name, value) for name, value in headers.items() if name in _FORWARDED]
+        if not route.records:
+            forwarded.append((b"authorization", f"Bearer {found.credential}".encode()))
+        answer = bytearray()
+        started_at, started = utcnow(), time.perf_counter()
+        status, error, head_sent = 502, None, False
+
+        async def on_head(code: int, answer_headers: Headers) -> None:
+            nonlocal status, head_sent
+            status, head_sent = code, True
+            kept = [(n, v) for n, v in answer_headers if n in (b"content-type", b"content-length")]
+            await send({"type": "http.response.start", "status": code, "headers": kept})
+
+        async def on_body(chunk: bytes) -> None:
+            answer.extend(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                method = scope["method"]
+                await _pools().request(route.origin, method, target, forwarded, body, on_head, on_body)
+        except TimeoutError:
+            status, error = 504, "model did not answer in time"
+        except UpstreamError as exc:
+            if exc.connecting and route.records:
+                # Not reachable from the platform's network: through the trial's gateway from now on.
+                logger.warning("trial %s: model server unreachable from the platform (%s)", trial_id, exc)
+                endpoint_pass.fall_back(found)
+                await self._forward_again(scope, send, trial_id, path, body)
+                return
+            error = str(exc)
+        if head_sent:
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await _json(send, status, error or "model unreachable")
+        if route.records:
+            relay.add(
+                Exchange(
+                    gateway_url=found.gateway_url,
+                    credential=found.credential,
+                    timestamp=started_at.isoformat(),
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    status=status,
+                    path=path,
+                    request=body,
+                    response=bytes(answer),
+                    error=error,
+                )
+            )
+
+    async def _forward_again(self, scope: Scope, send: Send, trial_id: str, path: str, body: bytes) -> None:
+        sent = False
+
+        async def replay() -> dict[str, object]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self._forward(scope, replay, send, trial_id, path)

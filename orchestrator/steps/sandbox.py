@@ -94,7 +94,7 @@ def deploy(trial: Trial) -> Deployment:
         trial.trial_id,
         endpoint.url,
         admission.template.paths,
-        {developer_hash: "developer", platform: "developer", evaluation_hash: "evaluation"},
+        {developer_hash: "developer", platform: "platform", evaluation_hash: "evaluation"},
         live.sink,
         host=trial.settings.gateway_host,
     )

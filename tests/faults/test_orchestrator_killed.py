@@ -77,7 +77,12 @@ def test_a_killed_orchestrators_trial_is_failed_reported_and_swept(docker_client
     try:
         trial_id = _wait_for_model(docker_client, orchestrator, log)
         settings = Settings(home=home)
-        marker = json.loads((settings.trials_dir / trial_id / "running.json").read_text())
+        marker_file = settings.trials_dir / trial_id / "running.json"
+        deadline = time.monotonic() + 300
+        while json.loads(marker_file.read_text())["step"] != "run_workload":  # in its developer window
+            assert time.monotonic() < deadline and orchestrator.poll() is None, log.read_text()[-4000:]
+            time.sleep(0.5)
+        marker = json.loads(marker_file.read_text())
         assert marker["pid"] == orchestrator.pid
         with session_scope(settings) as db:
             row = find(db, trial_id)
