@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from orchestrator.api.runs import PrefectRuns
+from orchestrator.errors import UnavailableError
 from orchestrator.reports import load_report
 from orchestrator.reports.signing import PUBLIC_KEY_NAME, verify
 from orchestrator.settings import Settings
@@ -81,7 +82,14 @@ def test_cancelled_from_prefect_and_from_the_platform_api(docker_client, tmp_pat
 
         # Door one: the Prefect API, as the Prefect UI's form and cancel button use it.
         runs = PrefectRuns(settings, api_url=prefect_api)
-        via_prefect = runs.start({**spec, "name": "cancel-via-prefect"})
+
+        def start() -> str | None:
+            try:  # the runner registers the deployment once the sample candidate is registered
+                return runs.start({**spec, "name": "cancel-via-prefect"})
+            except UnavailableError:
+                return None
+
+        via_prefect = _wait("the sandbox-trial deployment never appeared", start, 240, said)
         prefect_trial = trial_id_for("cancel-via-prefect", via_prefect)
 
         # Door two: the platform's API, as an administrator.
