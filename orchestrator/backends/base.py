@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import os
 import re
 import socket
@@ -38,6 +39,9 @@ LABEL_TRIAL = f"{LABEL_PREFIX}.trial_id"
 LABEL_PID = f"{LABEL_PREFIX}.owner_pid"
 LABEL_HOST = f"{LABEL_PREFIX}.owner_host"
 LABEL_CREATED = f"{LABEL_PREFIX}.created"
+# How long teardown waits for an engine that does not answer (a restart takes seconds).
+ENGINE_PATIENCE_S = 60.0
+logger = logging.getLogger("regsandbox.backends")
 
 _TRIAL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
@@ -231,8 +235,23 @@ class SandboxBackend(abc.ABC):
 
     def teardown(self, trial_id: str) -> TeardownResult:
         """Remove every object of the trial; safe to call any number of times."""
+        self._await_engine()
         removed = self._teardown(trial_id)
         return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
+
+    def _await_engine(self, patience_s: float = ENGINE_PATIENCE_S) -> None:
+        """Wait (bounded) for an engine that is restarting: teardown right then would leave the
+        sandbox behind until the next sweep. After ``patience_s`` teardown goes ahead and fails."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self.ping()
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    return
+                logger.warning("[%s] engine not answering before teardown (%s); waiting", self.name, exc)
+                time.sleep(1.0)
 
     def reap(
         self, older_than_s: float = 0.0, everything: bool = False, prefix: str = ""

@@ -56,8 +56,18 @@ def _wait(what: str, check: Any, timeout: float, said: Path) -> Any:
 
 
 def _in_window(settings: Settings, trial_id: str) -> bool:
-    marker = settings.trials_dir / trial_id / "running.json"
-    return marker.is_file() and json.loads(marker.read_text())["step"] == "run_workload"
+    """Every evaluation case answered (400 rows in 8 requests): the developer window is open."""
+    marker, traffic = (
+        settings.trials_dir / trial_id / "running.json",
+        settings.trials_dir / trial_id / "traffic.jsonl",
+    )
+    if (
+        not marker.is_file()
+        or json.loads(marker.read_text())["step"] != "run_workload"
+        or not traffic.is_file()
+    ):
+        return False
+    return len(traffic.read_text().splitlines()) >= 8
 
 
 def _ended(settings: Settings, trial_id: str) -> dict[str, Any] | None:
