@@ -234,24 +234,35 @@ class SandboxBackend(abc.ABC):
         return None
 
     def teardown(self, trial_id: str) -> TeardownResult:
-        """Remove every object of the trial; safe to call any number of times."""
-        self._await_engine()
-        removed = self._teardown(trial_id)
-        return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
+        """Remove every object of the trial; safe to call any number of times.
 
-    def _await_engine(self, patience_s: float = ENGINE_PATIENCE_S) -> None:
-        """Wait (bounded) for an engine that is restarting: teardown right then would leave the
-        sandbox behind until the next sweep. After ``patience_s`` teardown goes ahead and fails."""
-        deadline = time.monotonic() + patience_s
+        An engine that stops answering (a restart) is waited for, up to ``ENGINE_PATIENCE_S``,
+        and the teardown done again once it is back; any other error is raised at once.
+        """
+        deadline = time.monotonic() + ENGINE_PATIENCE_S
         while True:
+            self._await_engine(deadline)
             try:
-                self.ping()
-                return
+                removed = self._teardown(trial_id)
+                return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
             except Exception as exc:
-                if time.monotonic() > deadline:
-                    return
-                logger.warning("[%s] engine not answering before teardown (%s); waiting", self.name, exc)
-                time.sleep(1.0)
+                if time.monotonic() > deadline or self._answers():
+                    raise
+                logger.warning("[%s] engine went away during teardown of %s: %s", self.name, trial_id, exc)
+
+    def _answers(self) -> bool:
+        try:
+            self.ping()
+            return True
+        except Exception:
+            return False
+
+    def _await_engine(self, deadline: float) -> None:
+        """Wait (until ``deadline``) for an engine that does not answer: tearing down right then
+        would leave the sandbox behind until the next sweep. After that, teardown goes ahead."""
+        while not self._answers() and time.monotonic() < deadline:
+            logger.warning("[%s] engine not answering before teardown; waiting", self.name)
+            time.sleep(1.0)
 
     def reap(
         self, older_than_s: float = 0.0, everything: bool = False, prefix: str = ""

@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import pytest
 
+from orchestrator.backends.docker import DockerBackend
 from orchestrator.run import run_trial
 from orchestrator.settings import Settings, get_settings
 from orchestrator.templates import ensure_image, load_template
@@ -42,6 +43,12 @@ def engine(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         private.load(settings.base_image, image)
         yield private
     finally:
+        # Safety net whatever the test saw: the host-side bridge and firewall rules of any trial
+        # on this engine go before the engine does (a removed data root would orphan them).
+        if private.answers():
+            DockerBackend(Settings(home=settings.home, docker_host=private.url)).reap(
+                everything=True, prefix="engine-"
+            )
         private.remove()
 
 
