@@ -246,9 +246,16 @@ class SandboxBackend(abc.ABC):
                 removed = self._teardown(trial_id)
                 return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
             except Exception as exc:
-                if time.monotonic() > deadline or self._answers():
+                # A restart shows as a lost connection, even when the engine answers again a moment
+                # later (it came back between the failed call and this check): do it again.
+                if time.monotonic() > deadline or not (self._lost_engine(exc) or not self._answers()):
                     raise
                 logger.warning("[%s] engine went away during teardown of %s: %s", self.name, trial_id, exc)
+                time.sleep(1.0)
+
+    def _lost_engine(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the engine's connection being lost (a backend with an engine says)."""
+        return False
 
     def _answers(self) -> bool:
         try:

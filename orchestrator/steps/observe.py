@@ -47,8 +47,18 @@ def run_workload(trial: Trial) -> Workload:
         progress,
         check=_sandbox_watch(trial),
     )
+    window = spec.workload.developer_window_s
     try:
         requests = evaluation.run(channel)
+        if window:
+            trial.log(f"endpoint open for developer traffic for {window:g}s: {deployment.gateway_url}")
+            trial.publish(open_until=utcnow() + dt.timedelta(seconds=window))
+            until = time.monotonic() + window
+            watch = _sandbox_watch(trial)
+            while time.monotonic() < until:
+                evaluation.absorb(live.sink.drain(wait_s=0.5))
+                trial.check_cancelled()
+                watch()  # a model that stops while developers use it ends the trial too
     except SandboxStoppedError as exc:
         live.sink.drain()  # the answers received before the stop are evidence too
         coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.prepared.rows)
@@ -60,14 +70,6 @@ def run_workload(trial: Trial) -> Workload:
             coverage=coverage,
         )
         raise
-    window = spec.workload.developer_window_s
-    if window:
-        trial.log(f"endpoint open for developer traffic for {window:g}s: {deployment.gateway_url}")
-        trial.publish(open_until=utcnow() + dt.timedelta(seconds=window))
-        until = time.monotonic() + window
-        while time.monotonic() < until:
-            evaluation.absorb(live.sink.drain(wait_s=0.5))
-            trial.check_cancelled()
     trial.publish(state="observed", open_until=None)  # the developer endpoint closes here
     if window:
         # The platform admits a call for up to a second after the close (it re-checks a token
