@@ -103,7 +103,7 @@ def recover(settings: Settings, marker: OwnerMarker) -> TrialOutcome:
     from functools import partial
 
     from orchestrator.backends import TeardownResult, teardown_everywhere
-    from orchestrator.lifecycle import _final_fields, _outcome
+    from orchestrator.lifecycle import final_fields, outcome_of
     from orchestrator.steps import write_report
     from orchestrator.store.trials import publish
     from orchestrator.trial import Trial
@@ -134,9 +134,9 @@ def recover(settings: Settings, marker: OwnerMarker) -> TrialOutcome:
         }
     )
     paths = write_report(trial)
-    outcome = _outcome(trial, paths)
+    outcome = outcome_of(trial, paths)
     outcome.save(trial.workdir)
-    trial.publish(**_final_fields(outcome, paths))
+    trial.publish(**final_fields(outcome, paths))
     clear(trial)
     logger.warning("%s", message)
     return outcome

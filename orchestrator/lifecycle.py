@@ -126,10 +126,10 @@ def run_steps(trial: Trial, wrap: Callable[[Step], StepFn] = _identity) -> Trial
         trial.event("teardown_error", type=type(exc).__name__, message=str(exc)[:2000])
     abandoned.mark(trial, "report")
     paths = wrap(REPORT)(trial)
-    outcome = _outcome(trial, paths)
+    outcome = outcome_of(trial, paths)
     outcome.save(trial.workdir)
     abandoned.clear(trial)
-    trial.publish(**_final_fields(outcome, paths))
+    trial.publish(**final_fields(outcome, paths))
     _close_run(trial, outcome.status)
     if interrupted is not None:
         raise interrupted
@@ -153,7 +153,7 @@ def run_lifecycle(
     return run_steps(trial, wrap)
 
 
-def _outcome(trial: Trial, paths: Any) -> TrialOutcome:
+def outcome_of(trial: Trial, paths: Any) -> TrialOutcome:
     records = trial.records
     run = records.admission.mlflow if records.admission else None
     error = records.error
@@ -176,7 +176,7 @@ def _outcome(trial: Trial, paths: Any) -> TrialOutcome:
     )
 
 
-def _final_fields(outcome: TrialOutcome, paths: Any) -> dict[str, Any]:
+def final_fields(outcome: TrialOutcome, paths: Any) -> dict[str, Any]:
     import hashlib
     from pathlib import Path
 

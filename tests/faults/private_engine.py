@@ -1,13 +1,17 @@
 """A private Docker engine a test may restart: never the shared engine other trials run on.
 
-Its own socket, data root, exec root and pidfile; ``--bridge=none`` and no iptables, masquerade
-or forwarding of its own, so it never touches the host engine's ``docker0`` or its firewall
-chains (sandbox networks are ``internal`` and the platform's own per-trial host rules still
-apply). Images are copied in from the shared engine with ``docker save | docker load``.
+Its own socket, data root, exec root and pidfile, and no iptables, masquerade or forwarding of
+its own, so it never touches the host engine's firewall chains (sandbox networks are
+``internal`` and the platform's own per-trial host rules still apply). Its default bridge is a
+bridge of its own, created here and removed afterwards: NOT ``--bridge=none``, because a dockerd
+started with the default bridge disabled deletes the host's ``docker0``, breaking every
+container of the shared engine on its default network. Images are copied in from the shared
+engine with ``docker save | docker load``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -16,7 +20,6 @@ import time
 from pathlib import Path
 
 FLAGS = [
-    "--bridge=none",
     "--iptables=false",
     "--ip-masq=false",
     "--ip-forward=false",
@@ -33,6 +36,15 @@ class PrivateEngine:
         self.socket = root / "docker.sock"
         self.url = f"unix://{self.socket}"
         self.process: subprocess.Popen[bytes] | None = None
+        digest = hashlib.sha256(str(root).encode()).hexdigest()
+        self.bridge = "rsd-" + digest[:11]  # interface names are at most 15 characters
+        self.address = f"10.213.{int(digest[11:13], 16)}.1/24"
+
+    def _make_bridge(self) -> None:
+        if subprocess.run(["ip", "link", "show", self.bridge], capture_output=True, check=False).returncode:
+            subprocess.run(["ip", "link", "add", "name", self.bridge, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", self.address, "dev", self.bridge], check=True)
+            subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
 
     def _args(self) -> list[str]:
         return [
@@ -45,11 +57,13 @@ class PrivateEngine:
             str(self.root / "exec"),
             "--pidfile",
             str(self.root / "dockerd.pid"),
+            f"--bridge={self.bridge}",
             *FLAGS,
         ]
 
     def start(self, timeout: float = 60.0) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._make_bridge()
         with (self.root / "dockerd.log").open("ab") as log:
             self.process = subprocess.Popen(
                 self._args(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -93,4 +107,5 @@ class PrivateEngine:
 
     def remove(self) -> None:
         self.stop()
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)

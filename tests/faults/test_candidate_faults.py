@@ -214,3 +214,7 @@ def test_the_model_container_killed_mid_workload_fails_the_trial_with_its_eviden
     held = stored(settings, outcome.mlflow_run_id, keys)
     assert not (before - held), f"{sum((before - held).values())} points lost"
     assert all(n == 1 for n in held.values()), "a point was stored twice"
+    print(
+        f"model container killed: trial failed {finished_at - killed_at:.1f} s later; "
+        f"{evidence.cases_answered} of 3000 cases answered; {sum(before.values())} points kept"
+    )
