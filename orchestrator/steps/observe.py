@@ -12,6 +12,8 @@ from orchestrator.trial import Trial
 from orchestrator.trial_records import Admission, Assessment, DataReady, Deployment, Observation, Workload
 
 CLOSE_GRACE_S = 1.5
+# Calls to the engine before a sandbox that cannot be inspected is taken for gone.
+INSPECT_ATTEMPTS = 3
 
 
 def run_workload(trial: Trial) -> Workload:
@@ -128,13 +130,17 @@ def _check_sandbox_alive(trial: Trial, workload: Workload | None) -> None:
     live = trial.live
     if live.backend is None or live.sandbox is None:
         return
-    try:
-        stats = live.backend.stats(live.sandbox)
-    except Exception as exc:  # an engine that does not answer cannot vouch for the sandbox either
-        stats_error: str | None = f"{type(exc).__name__}: {exc}"
-        running, oom = False, False
-    else:
-        stats_error, running, oom = None, stats.running, stats.oom_killed
+    stats_error: str | None = None
+    for attempt in range(INSPECT_ATTEMPTS):
+        try:
+            stats = live.backend.stats(live.sandbox)
+        except Exception as exc:  # an engine that does not answer cannot vouch for the sandbox either
+            stats_error, running, oom = f"{type(exc).__name__}: {exc}", False, False
+            if attempt + 1 < INSPECT_ATTEMPTS:
+                time.sleep(1.0)  # a busy engine may miss one call; a gone one misses them all
+        else:
+            stats_error, running, oom = None, stats.running, stats.oom_killed
+            break
     if running:
         return
     tally = live.sink.tally if live.sink is not None else None
