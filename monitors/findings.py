@@ -81,4 +81,6 @@ def findings(results: Iterable[MonitorResult]) -> dict[str, str]:
                 out.update(_subgroup_findings(name.split("/", 1)[1], rows))
             elif name == "drift" and rows:
                 out.update(_drift_findings(rows))
+            elif name == "chat/findings":
+                out.update({row["metric"]: row["finding"] for row in rows})
     return out

@@ -32,6 +32,10 @@ class DataError(RegSandboxError, ValueError):
     """Trial data could not be produced, verified or validated."""
 
 
+class PackError(DataError):
+    """An evaluation pack is unknown, or its manifest or items are malformed."""
+
+
 class TemplateError(RegSandboxError, LookupError):
     """A sandbox template is unknown or its image cannot be built."""
 
@@ -98,3 +102,7 @@ class UnavailableError(RegSandboxError, ConnectionError):
 
 class TooLargeError(RegSandboxError, ValueError):
     """An upload or request body exceeds the platform's limit."""
+
+
+class TrustError(RegSandboxError, ValueError):
+    """A report from another sandbox is refused: its issuer is not trusted, or its bytes were altered."""

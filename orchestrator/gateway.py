@@ -3,7 +3,9 @@
 It is the only way into the sandbox. It checks the caller's token (stored as a hash; the
 developer's token and the platform's evaluation token are told apart), forwards only the
 template's paths, and turns every exchange into a :class:`TrafficRecord`, so developer
-traffic and evaluation traffic are observed the same way.
+traffic and evaluation traffic are observed the same way. A streamed answer (server-sent events,
+as chat models send) is passed on as it comes and recorded once it ends, its events joined
+(:mod:`orchestrator.chat_stream`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
+from orchestrator.chat_stream import StreamCopy, is_event_stream, join_events, wants_stream
 from orchestrator.errors import GatewayError
 from orchestrator.records import TrafficRecord, utcnow
 
@@ -48,6 +52,13 @@ def new_token() -> tuple[str, str]:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _answer(request: bytes, answer: bytes, first_ms: float | None, capture: Capture) -> Any:
+    """A relayed answer as captured: a streamed one (events) joined, like those passed on here."""
+    if capture == "full" and (wants_stream(request) or answer.lstrip().startswith(b"data:")):
+        return join_events(answer, first_ms)
+    return _captured(answer, capture)
 
 
 def _captured(body: bytes, capture: Capture) -> Any:
@@ -139,46 +150,82 @@ class Gateway:
             body = await request.body()
             if "http" not in client:
                 client["http"] = httpx.AsyncClient(timeout=self._timeout)
+            http = client["http"]
             received = utcnow()
             started = time.perf_counter()
+            cases = request.headers.get(CASE_HEADER) if origin == "evaluation" else None
+
+            def record(status: int, answer: Any, error: str | None) -> None:
+                self._sink(
+                    TrafficRecord(
+                        trial_id=self.trial_id,
+                        request_id=uuid.uuid4().hex,
+                        timestamp=received,
+                        latency_ms=(time.perf_counter() - started) * 1000.0,
+                        status=status,
+                        path=target,
+                        origin=origin,
+                        case_ids=cases.split(",") if cases else None,
+                        request=_captured(body, self._capture),
+                        response=answer,
+                        error=error,
+                    )
+                )
+
             status, payload, error = 502, b"", None
             try:
-                upstream = await client["http"].request(
-                    request.method,
-                    self.upstream + target,
-                    content=body,
-                    headers={"content-type": request.headers.get("content-type", "application/json")},
+                upstream = await http.send(
+                    http.build_request(
+                        request.method,
+                        self.upstream + target,
+                        content=body,
+                        headers={"content-type": request.headers.get("content-type", "application/json")},
+                    ),
+                    stream=True,
                 )
-                status, payload = upstream.status_code, upstream.content
+                if is_event_stream(upstream.headers.get("content-type")):
+                    # Passed on event by event as the model writes them; recorded once it ends.
+                    return StreamingResponse(
+                        self._pass_on(upstream, StreamCopy(started), record),
+                        upstream.status_code,
+                        media_type=upstream.headers["content-type"],
+                    )
+                try:
+                    status, payload = upstream.status_code, await upstream.aread()
+                finally:
+                    await upstream.aclose()
             except httpx.TimeoutException:
                 status, error = 504, "model did not answer in time"
             except httpx.HTTPError as exc:
                 error = f"model unreachable: {type(exc).__name__}"
-            latency = (time.perf_counter() - started) * 1000.0
-            cases = request.headers.get(CASE_HEADER) if origin == "evaluation" else None
-            self._sink(
-                TrafficRecord(
-                    trial_id=self.trial_id,
-                    request_id=uuid.uuid4().hex,
-                    timestamp=received,
-                    latency_ms=latency,
-                    status=status,
-                    path=target,
-                    origin=origin,
-                    case_ids=cases.split(",") if cases else None,
-                    request=_captured(body, self._capture),
-                    response=_captured(payload, self._capture),
-                    error=error,
-                )
-            )
+            record(status, _captured(payload, self._capture), error)
             if error is not None:
                 payload = json.dumps({"error": error}).encode()
             return Response(payload, status, media_type="application/json")
 
         return app
 
+    async def _pass_on(
+        self,
+        upstream: httpx.Response,
+        copy: StreamCopy,
+        record: Callable[[int, Any, str | None], None],
+    ) -> AsyncIterator[bytes]:
+        """The answer's chunks as they come; the exchange is one record, with the events joined."""
+        error = None
+        try:
+            async for chunk in upstream.aiter_bytes():
+                yield copy.add(chunk)
+        except httpx.HTTPError as exc:
+            error = f"model broke off its answer: {type(exc).__name__}"
+        finally:
+            await upstream.aclose()
+            answer = copy.joined() if self._capture == "full" else _captured(copy.raw, "digest")
+            record(upstream.status_code, answer, error)
+
     def _relayed(self, item: dict[str, Any]) -> TrafficRecord:
         """A developer call the platform forwarded straight to the model server, as a record."""
+        request = base64.b64decode(item["request"])
         return TrafficRecord(
             trial_id=self.trial_id,
             request_id=uuid.uuid4().hex,
@@ -187,8 +234,10 @@ class Gateway:
             status=int(item["status"]),
             path=str(item["path"]),
             origin="developer",
-            request=_captured(base64.b64decode(item["request"]), self._capture),
-            response=_captured(base64.b64decode(item["response"]), self._capture),
+            request=_captured(request, self._capture),
+            response=_answer(
+                request, base64.b64decode(item["response"]), item.get("first_byte_ms"), self._capture
+            ),
             error=item.get("error"),
         )
 

@@ -1,8 +1,9 @@
-"""Data that ships with the platform: policy profiles, the report schema, sandbox templates
-and the sample trial.
+"""Data that ships with the platform: policy profiles, the report schema, sandbox templates,
+evaluation packs and the sample trials.
 
-They live in the top-level folders ``policies/``, ``schemas/``, ``sandbox_templates/`` and
-``examples/``, each a package, and are found through :mod:`importlib.resources`: a checkout,
+They live in the top-level folders ``policies/``, ``schemas/``, ``sandbox_templates/``,
+``evaluation_packs/`` and ``examples/``, each a package, and are found through
+:mod:`importlib.resources`: a checkout,
 an editable install and an installed wheel read them the same way. Callers get real folders:
 a template folder becomes a Docker build context, and profiles are globbed and read as files.
 """

@@ -43,6 +43,8 @@ __all__ = [
     "assess",
     "assess_all",
     "default_policies_dir",
+    "policies_in_force",
+    "shipped_policies_dir",
     "list_profiles",
     "load_profile",
 ]
@@ -51,9 +53,29 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _BOUND_SUFFIXES = {"_ci_low": 0, "_ci_high": 1}
 
 
-def default_policies_dir() -> Path:
+ADOPTED_DIR = "policies"
+
+
+def shipped_policies_dir() -> Path:
     """The folder of the ``policies`` data package: the shipped profiles."""
     return data_dir("policies")
+
+
+def policies_in_force(home: Path) -> Path:
+    """The profiles in force on the platform whose home is ``home``.
+
+    Once a proposal has been accepted there, its home holds the whole set (the shipped profiles
+    with the adopted versions in place of theirs); until then the shipped profiles are in force.
+    """
+    adopted = home / ADOPTED_DIR
+    return adopted if (adopted / "asean-core.yaml").is_file() else shipped_policies_dir()
+
+
+def default_policies_dir() -> Path:
+    """The profiles in force for this process's platform home."""
+    from orchestrator.settings import get_settings
+
+    return policies_in_force(get_settings().home)
 
 
 def _location(loc: tuple[int | str, ...], raw: Any) -> str:
@@ -346,6 +368,12 @@ def assess_all(
     intervals: Mapping[str, tuple[float, float]],
     policies_dir: Path | None = None,
     findings: Mapping[str, str] | None = None,
+    applies: Callable[[str], bool] | None = None,
 ) -> dict[str, JurisdictionAssessment]:
-    """One assessment per jurisdiction code (keys as given), all over the same evidence."""
-    return {code: assess(load_profile(code, policies_dir), values, intervals, findings) for code in codes}
+    """One assessment per jurisdiction code (keys as given), all over the same evidence.
+
+    ``applies`` is the evaluation kind's filter (profiles hold tabular and chat criteria alike).
+    """
+    return {
+        code: assess(load_profile(code, policies_dir), values, intervals, findings, applies) for code in codes
+    }

@@ -3,7 +3,8 @@
 ``regsandbox trial validate`` and the trial's own admission step call the same
 :func:`preflight`, so a spec that validates is never refused at admission for a reason a
 validation could have found: unknown template or evaluation kind, a jurisdiction without a
-profile, a model URI of no known form, a dataset path that does not exist.
+profile, a model URI of no known form, an image that is not loaded, a dataset path that does
+not exist.
 """
 
 from __future__ import annotations
@@ -43,6 +44,51 @@ def _model_problem(uri: str) -> str | None:
     return None
 
 
+def _model_problems(template: Template, spec: TrialSpec) -> tuple[Template, list[str]]:
+    """The template as the trial runs it, and what is wrong with the model it names."""
+    from orchestrator import named_image
+
+    problems = named_image.spec_problems(template, spec.model)
+    if spec.model.uri is not None:
+        problem = _model_problem(spec.model.uri)
+        problems.extend([problem] if problem else [])
+    image = spec.model.image
+    if image is not None and not problems:
+        from orchestrator.settings import get_settings
+
+        try:
+            named_image.local_image(image.name, named_image.docker_client(get_settings()))
+        except TemplateError as exc:
+            problems.append(f"model.image.name: {exc}")
+    return named_image.resolved(template, spec.model), problems
+
+
+def _data_problems(spec: TrialSpec, template: Template | None) -> list[str]:
+    """A chat template needs evaluation packs, a tabular one needs rows; every pack must load."""
+    from orchestrator.evaluation.packs import load_pack
+
+    problems = []
+    packs = spec.data.source == "packs"
+    if template is not None and (template.kind == "chat") != packs:
+        wanted = "packs" if template.kind == "chat" else "synthetic or approved"
+        problems.append(
+            f"data.source: template {template.name!r} serves {template.kind} models, evaluated on "
+            f"{wanted} data, not {spec.data.source}"
+        )
+    for index, name in enumerate(spec.data.packs or []):
+        try:
+            pack = load_pack(name)
+        except RegSandboxError as exc:
+            problems.append(f"data.packs[{index}]: {exc}")
+            continue
+        languages = spec.data.languages
+        if languages and not set(languages) & {i.language for i in pack.items}:
+            problems.append(
+                f"data.packs[{index}]: {pack.manifest.id} has no case in data.languages {languages}"
+            )
+    return problems
+
+
 def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
     """Load what the trial needs and check what it names; raise SpecError listing every problem."""
     from orchestrator.evaluation import known_kinds
@@ -65,9 +111,12 @@ def preflight(spec: TrialSpec, source: str = "<spec>") -> Preflight:
             profiles[code] = load_profile(code)
         except (PolicyError, LookupError, RegSandboxError) as exc:
             problems.append(f"jurisdictions[{index}]: {exc}")
-    model = _model_problem(spec.model.uri)
-    if model:
-        problems.append(model)
+    if template is not None:
+        template, found = _model_problems(template, spec)
+        problems.extend(found)
+    elif spec.model.uri is not None:
+        problems.extend(filter(None, [_model_problem(spec.model.uri)]))
+    problems += _data_problems(spec, template)
     approved = spec.data.approved
     if approved is not None and not approved.path.is_file():
         problems.append(f"data.approved.path: no file at {approved.path}")

@@ -39,14 +39,69 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ModelSpec(_Spec):
-    uri: str = Field(
+# A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], lower-case path.
+IMAGE_REF = (
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+class ImageSpec(_Spec):
+    name: str = Field(
+        max_length=255,
         description=(
-            "Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory."
+            "Docker image already loaded in the local engine, e.g. regsandbox/smollm2:0.1.2. "
+            "It is never pulled: load it (docker load) or build it first."
+        ),
+    )
+    port: int | None = Field(
+        default=None,
+        gt=0,
+        lt=65536,
+        description="Port its server listens on (also given to it as PORT). Default: the template's.",
+    )
+    health_path: str | None = Field(
+        default=None,
+        description="GET path answering 200 once the model is loaded. Default: the template's.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        if not re.fullmatch(IMAGE_REF, value):
+            raise ValueError(f"{value!r} is not an image reference (e.g. regsandbox/smollm2:0.1.2)")
+        return value
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"/[^\s?#]*", value):
+            raise ValueError(f"{value!r} is not a path (e.g. /v1/models)")
+        return value
+
+
+class ModelSpec(_Spec):
+    uri: str | None = Field(
+        default=None,
+        description=(
+            "Any MLflow model URI (models:/name@alias, runs:/id/path) or a local MLflow model directory. "
+            "Required unless the template serves an image named in model.image."
         ),
         min_length=1,
     )
     template: str = Field(default="mlflow-pyfunc", description="Sandbox template that serves the model.")
+    image: ImageSpec | None = Field(
+        default=None,
+        description=(
+            "For the custom-image template: the locally loaded image that serves the model over the "
+            "template's protocol (for example the OpenAI chat API of vLLM or llama.cpp's server)."
+        ),
+    )
+
+    @property
+    def source(self) -> str:
+        """What the spec names as the model: its URI, or the image that carries it."""
+        return self.uri or (self.image.name if self.image else "")
 
 
 class SyntheticData(_Spec):
@@ -99,11 +154,28 @@ Reference = Annotated[
 
 
 class DataSpec(_Spec):
-    source: Literal["synthetic", "approved"] = Field(description="Where the trial's data comes from.")
+    source: Literal["synthetic", "approved", "packs"] = Field(
+        description=(
+            "Where the trial's data comes from: a synthetic population or an approved dataset (tabular "
+            "models), or evaluation packs (chat models)."
+        )
+    )
     synthetic: SyntheticData | None = Field(
         default=None, description="Generator settings (source: synthetic)."
     )
     approved: ApprovedData | None = Field(default=None, description="Approved dataset (source: approved).")
+    packs: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        description=(
+            "Evaluation packs (source: packs): built-in ids (medical-qa, safety-refusal, crisis-lines, "
+            "counterfactual, pii-canary, prompt-injection) or folders holding a manifest.yaml and "
+            "items.yaml (a path with a '/', relative to the spec file)."
+        ),
+    )
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] | None = Field(
+        default=None,
+        description="Keep only the pack cases in these languages (BCP 47, e.g. th, fil); default: all.",
+    )
     label: str = Field(default="diabetes", min_length=1, description="Column holding the ground-truth label.")
     sensitive_attributes: list[str] = Field(
         default_factory=lambda: ["sex", "age_band", "ethnicity", "country"],
@@ -144,8 +216,8 @@ class DataSpec(_Spec):
     def _defaults_by_source(cls, value: Any) -> Any:
         # Not field defaults: the spec as recorded (MLflow params, report) then states the contract and
         # reference that apply, and the JSON Schema claims no single default for both sources.
-        if not isinstance(value, dict):
-            return value
+        if not isinstance(value, dict) or value.get("source") == "packs":
+            return value  # packs carry their own graders: no tabular contract or reference applies
         synthetic = value.get("source") == "synthetic"
         filled = dict(value)
         if filled.get("expectations") is None:
@@ -167,6 +239,10 @@ class DataSpec(_Spec):
             raise ValueError("source is synthetic but an 'approved' section is given")
         if self.source == "approved" and self.approved is None:
             raise ValueError("source is approved but the 'approved' section is missing")
+        if self.source == "packs" and not self.packs:
+            raise ValueError("source is packs but no evaluation pack is named in 'packs'")
+        if self.source != "packs" and (self.packs is not None or self.languages is not None):
+            raise ValueError(f"'packs' and 'languages' apply to source: packs, not {self.source}")
         if self.id_column is not None and self.id_column in {self.label, *self.sensitive_attributes}:
             raise ValueError(f"id_column {self.id_column!r} is also the label or a sensitive attribute")
         return self
@@ -292,8 +368,10 @@ def _next_to_spec(spec: TrialSpec, base: Path) -> TrialSpec:
         update["approved"] = data.approved.model_copy(update={"path": beside(data.approved.path)})
     if isinstance(data.reference, ApprovedData):
         update["reference"] = data.reference.model_copy(update={"path": beside(data.reference.path)})
-    if is_contract_file(data.contract):
+    if is_contract_file(data.contract) and data.expectations is not None:
         update["expectations"] = str(beside(Path(data.contract)))
+    if data.packs and any("/" in name for name in data.packs):
+        update["packs"] = [str(beside(Path(n))) if "/" in n else n for n in data.packs]
     return spec.model_copy(update={"data": data.model_copy(update=update)}) if update else spec
 
 

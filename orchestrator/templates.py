@@ -56,6 +56,23 @@ class Template(BaseModel):
         default_factory=list, description="Python distributions installed offline."
     )
     resources: TemplateResources = Field(default_factory=TemplateResources)
+    answer_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long the gateway waits for one answer (a language model writing one is slow).",
+    )
+    image_source: Literal["build", "spec"] = Field(
+        default="build",
+        description=(
+            "build: the image is built from this folder; spec: the trial spec names a locally "
+            "loaded image (model.image) and nothing is built."
+        ),
+    )
+    image: str | None = Field(
+        default=None,
+        description="The image named by the trial spec, once resolved for a trial (image_source: spec).",
+    )
     folder: Path = Field(default=Path(), exclude=True, description="Folder the template was loaded from.")
 
 
@@ -135,6 +152,12 @@ def ensure_image(template: Template, settings: Settings, client: DockerClient) -
     """Return the template's image, building it only when no image has the same content hash."""
     import docker.errors
 
+    if template.image_source == "spec":
+        from orchestrator.named_image import local_image
+
+        if template.image is None:
+            raise TemplateError(f"template {template.name} serves an image the trial spec names; none given")
+        return local_image(template.image, client)
     started = time.monotonic()
     try:
         base = client.images.get(settings.base_image)
@@ -168,6 +191,9 @@ def ensure_image(template: Template, settings: Settings, client: DockerClient) -
             buildargs={"BASE_IMAGE": settings.base_image},
             rm=True,
             forcerm=True,
+            # Everything comes from the build context (an offline build): the build steps need no
+            # network, and get none, so they work on an engine without its default bridge too.
+            network_mode="none",
             labels={"regsandbox.template": template.name},
         )
     except docker.errors.BuildError as exc:

@@ -20,6 +20,7 @@ from orchestrator.backends.base import Endpoint, IsolationControl, Sandbox, Tear
 from orchestrator.coverage import EvidenceCoverage
 from orchestrator.data.prepare import PreparedData
 from orchestrator.data.reference import Reference
+from orchestrator.evaluation.packs import PackData
 from orchestrator.model_artifacts import ModelArtifact
 from orchestrator.policy_models import PolicyProfile
 from orchestrator.records import JurisdictionAssessment, Verdict
@@ -61,13 +62,26 @@ class Admission(_Record):
 class DataReady(_Record):
     """The data as used and what its checks found; the model fetched and fingerprinted."""
 
-    prepared: PreparedData
+    prepared: PreparedData | None = Field(default=None, description="Tabular data (synthetic or approved).")
+    packs: PackData | None = Field(default=None, description="Evaluation packs (chat trials).")
     model: ModelArtifact | None = Field(
         default=None, description="None when the data stopped the trial before the model was fetched."
     )
     reference: Reference | None = Field(
         default=None, description="The population drift is measured against, or why there is none."
     )
+
+    @property
+    def cases(self) -> int:
+        if self.packs is not None:
+            return self.packs.cases
+        return self.prepared.rows if self.prepared is not None else 0
+
+    @property
+    def sha256(self) -> str | None:
+        if self.packs is not None:
+            return self.packs.sha256
+        return self.prepared.sha256 if self.prepared is not None else None
 
 
 class Provisioned(_Record):

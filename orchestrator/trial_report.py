@@ -33,6 +33,7 @@ from orchestrator.reports.sections import Incident
 from orchestrator.trial_records import DataReady, TrialRecords, status_of
 
 if TYPE_CHECKING:
+    from orchestrator.evaluation.packs import PackData
     from orchestrator.trial import Trial
 
 ISOLATION_NOTES = {
@@ -49,6 +50,8 @@ ISOLATION_NOTES = {
 
 
 def _makeup(data: DataReady, attributes: list[str]) -> list[MakeupRow]:
+    if data.prepared is None:
+        return []
     frame = data.prepared.frame
     total = len(frame)
     rows = []
@@ -67,7 +70,11 @@ def _data(trial: Trial, records: TrialRecords) -> DataSection | None:
 
     if records.data is None:
         return None
+    if records.data.packs is not None:
+        return _packs(records.data.packs)
     prepared = records.data.prepared
+    if prepared is None:
+        return None
     provenance = prepared.report_provenance()
     approved = trial.spec.data.approved
     return DataSection(
@@ -83,6 +90,47 @@ def _data(trial: Trial, records: TrialRecords) -> DataSection | None:
         validation=DataValidation(**prepared.report_validation()),
         provenance=ApprovedDataset(**provenance) if provenance else None,
         representativeness=[RepresentativenessRow(**row) for row in prepared.report_representativeness()],
+    )
+
+
+def _packs(data: PackData) -> DataSection:
+    """The packs a chat trial ran; the make-up is the cases per language and per pack."""
+    from orchestrator.reports.sections import EvaluationPack
+
+    total = data.cases or 1
+    makeup = []
+    for attribute, key in (("language", lambda i, p: i.language), ("pack", lambda i, p: p.manifest.id)):
+        counts: dict[str, int] = {}
+        for pack in data.packs:
+            for item in pack.items:
+                group = key(item, pack)
+                counts[group] = counts.get(group, 0) + 1
+        makeup += [
+            MakeupRow(attribute=attribute, group=g, n=n, share=n / total) for g, n in sorted(counts.items())
+        ]
+    return DataSection(
+        source="packs",
+        rows=data.cases,
+        digest=data.sha256,
+        label="expected answer per case (each pack's grader)",
+        sensitive_attributes=["language", "counterfactual attribute"],
+        makeup=makeup,
+        packs=[
+            EvaluationPack(
+                id=p.manifest.id,
+                version=p.manifest.version,
+                title=p.manifest.title,
+                measures=p.manifest.measures,
+                grader=p.manifest.grader,
+                exact=p.manifest.exact,
+                languages=sorted({i.language for i in p.items}),
+                cases=len(p.items),
+                licence=p.manifest.licence,
+                notice=p.manifest.sample_notice,
+                sha256=p.sha256,
+            )
+            for p in data.packs
+        ],
     )
 
 
@@ -148,7 +196,8 @@ def _seeds(trial: Trial) -> dict[str, int]:
 def _digests(records: TrialRecords) -> dict[str, str]:
     digests: dict[str, str] = {}
     if records.data is not None:
-        digests["data"] = f"sha256:{records.data.prepared.sha256}"
+        if records.data.sha256 is not None:
+            digests["data"] = f"sha256:{records.data.sha256}"
         if records.data.model is not None:
             digests["model"] = f"sha256:{records.data.model.digest}"
     if records.deployment and records.deployment.endpoint.image_digest:

@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     app.state.runs = runs or PrefectRuns(settings)
     app.add_middleware(
         BodyLimit,
-        per_path={"/api/reports/verify": VERIFY_LIMIT},
+        per_path={"/api/reports/verify": VERIFY_LIMIT, "/api/reports/import": VERIFY_LIMIT},
         on_refused=partial(refusals.oversized, settings),
     )
     # Outermost: developers' calls under /trials/ are forwarded before any routing (see its module).
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     async def refused(request: Request, exc: RegSandboxError) -> JSONResponse:
         body: dict[str, object] = {"error": str(exc)}
         if isinstance(exc, SpecError):
-            what = "decision" if exc.source == decisions.SOURCE else "trial spec"
+            what = {decisions.SOURCE: "decision", "proposal": "proposal"}.get(exc.source, "trial spec")
             body = {"error": f"invalid {what}", "problems": exc.problems}
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse(body, status_code=status_for(exc), headers=headers)

@@ -154,6 +154,7 @@ class DeveloperEndpoint:
         answer = bytearray()
         started_at, started = utcnow(), time.perf_counter()
         status, error, head_sent = 502, None, False
+        first_byte_ms: float | None = None  # a streamed answer's first event, for the record
 
         async def on_head(code: int, answer_headers: Headers) -> None:
             nonlocal status, head_sent
@@ -162,6 +163,9 @@ class DeveloperEndpoint:
             await send({"type": "http.response.start", "status": code, "headers": kept})
 
         async def on_body(chunk: bytes) -> None:
+            nonlocal first_byte_ms
+            if first_byte_ms is None:
+                first_byte_ms = (time.perf_counter() - started) * 1000.0
             answer.extend(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
@@ -195,6 +199,7 @@ class DeveloperEndpoint:
                     request=body,
                     response=bytes(answer),
                     error=error,
+                    first_byte_ms=first_byte_ms,
                 )
             )
 

@@ -40,6 +40,7 @@ class Exchange:
     request: bytes
     response: bytes
     error: str | None
+    first_byte_ms: float | None = None
 
     def wire(self) -> dict[str, object]:
         return {
@@ -50,6 +51,7 @@ class Exchange:
             "request": base64.b64encode(self.request).decode(),
             "response": base64.b64encode(self.response).decode(),
             "error": self.error,
+            "first_byte_ms": self.first_byte_ms,
         }
 
 

@@ -76,8 +76,9 @@ def _host_paths(spec: TrialSpec) -> list[str]:
             spec.data.reference.path if isinstance(spec.data.reference, ApprovedData) else None,
         ),
     ]
-    if "://" not in spec.model.uri and not spec.model.uri.startswith(("models:", "runs:")):
-        named.append(("model.uri", spec.model.uri))
+    uri = spec.model.uri
+    if uri is not None and "://" not in uri and not uri.startswith(("models:", "runs:")):
+        named.append(("model.uri", uri))
     if is_contract_file(spec.data.contract):
         named.append(("data.expectations", spec.data.contract))
     for field, path in named:

@@ -15,6 +15,7 @@ from orchestrator.cli.platform import audit_app, platform_app
 from orchestrator.cli.policy import policy_app
 from orchestrator.cli.reports import report_app
 from orchestrator.cli.trial import trial_app
+from orchestrator.cli.trust import trust_app
 from orchestrator.errors import RegSandboxError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(trial_app, name="trial")
 app.add_typer(report_app, name="report")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(trust_app, name="trust")
 for command in platform_app.registered_commands:
     app.registered_commands.append(command)
 

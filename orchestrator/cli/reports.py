@@ -1,4 +1,4 @@
-"""``regsandbox report``: verify and compare exit reports."""
+"""``regsandbox report``: verify, compare and import exit reports."""
 
 from __future__ import annotations
 
@@ -67,3 +67,23 @@ def report_diff(
         raise typer.Exit(2) from exc
     typer.echo(result.model_dump_json(indent=2) if as_json else result.to_text())
     raise typer.Exit(1 if result.changed else 0)
+
+
+@report_app.command("import")
+def report_import(
+    folder: Annotated[Path, typer.Argument(help="Folder of another sandbox's report (report.json + .sig).")],
+) -> None:
+    """Import a report signed by a trusted sandbox: exit 0 imported, 1 refused (and why)."""
+    from orchestrator.errors import TrustError
+    from orchestrator.settings import get_settings
+    from orchestrator.standard.trust import import_report
+
+    try:
+        found = import_report(get_settings(), folder)
+    except TrustError as exc:
+        err(f"REFUSED: {exc}")
+        raise typer.Exit(1) from exc
+    verdicts = ", ".join(f"{c}={v}" for c, v in sorted(found.report.verdicts.items()))
+    typer.echo(f"imported {found.trial_id} from {found.issuer} ({found.fingerprint})")
+    typer.echo(f"  report sha256 {found.sha256}; verdicts as issued: {verdicts or 'none'}")
+    typer.echo(f"  stored at {found.folder}; re-assess it with: regsandbox policy reassess PROFILE.yaml")

@@ -15,6 +15,7 @@ __all__ = ["COMMON_FAMILIES", "Evaluation", "EvaluationKind", "get_kind", "known
 
 _KINDS: dict[str, str | type[EvaluationKind]] = {
     "tabular": "orchestrator.evaluation.tabular:TabularKind",
+    "chat": "orchestrator.evaluation.chat:ChatKind",
 }
 
 

@@ -155,8 +155,9 @@ class TabularKind(EvaluationKind):
     def start(
         self, spec: TrialSpec, data: DataReady, emit: Callable[[list[MetricPoint]], None]
     ) -> TabularEvaluation:
-        frame, model = data.prepared.frame, data.model
-        if model is None:
+        model = data.model
+        if model is None or data.prepared is None:
             raise RuntimeError("step order broken: no model fetched before the workload")
+        frame = data.prepared.frame
         columns = model.input_columns or [c for c in frame.columns if c not in {spec.data.label, CASE_ID}]
         return TabularEvaluation(spec, frame, columns, data.reference, emit)

@@ -102,6 +102,15 @@ def _subgroups(report: ExitReport) -> list[SubgroupView]:
     return views
 
 
+def _languages(report: ExitReport) -> tuple[list[dict[str, Any]], list[str]]:
+    """A chat trial's results per language (the chat monitor's table) and the monitor's notes."""
+    for monitor in report.monitors:
+        rows = monitor.tables.get("chat/languages")
+        if rows:
+            return rows, list(monitor.notes)
+    return [], []
+
+
 def _results(report: ExitReport) -> tuple[list[ResultRow], list[str]]:
     """Criteria across jurisdictions, one row per variant, and the numbered references they cite.
 
@@ -266,6 +275,7 @@ def render_html(
         results=_results(report),
         local_classes=[(code, jurisdiction(code).local_class(report.trial.risk_class)) for code in codes],
         subgroups=_subgroups(report),
+        languages=_languages(report),
         drift=_drift(report),
         contract_by_column=_contract_by_column(report),
         operational=_operational(report),

@@ -26,6 +26,7 @@ from orchestrator.records import JurisdictionAssessment, TrialEvent, TrialStatus
 from orchestrator.reports.sections import (
     ApprovedDataset,
     ContractCheck,
+    EvaluationPack,
     FailureCase,
     Incident,
     ModelCard,
@@ -100,7 +101,9 @@ class DataValidation(Section):
 class DataSection(Section):
     """Where the evaluation data came from and what it looked like."""
 
-    source: Literal["synthetic", "approved"] = Field(description="Synthetic population or approved dataset.")
+    source: Literal["synthetic", "approved", "packs"] = Field(
+        description="Synthetic population, approved dataset, or evaluation packs (chat models)."
+    )
     generator: str | None = Field(default=None, description="Synthetic generator name, when synthetic.")
     rows: int = Field(ge=0, description="Number of cases used.")
     seed: int | None = Field(default=None, description="Generator seed, when synthetic.")
@@ -115,6 +118,9 @@ class DataSection(Section):
     )
     representativeness: list[RepresentativenessRow] | None = Field(
         default=None, exclude_if=unset, description="Group shares in the trial data vs the target population."
+    )
+    packs: list[EvaluationPack] | None = Field(
+        default=None, exclude_if=unset, description="Evaluation packs run (source: packs)."
     )
 
 

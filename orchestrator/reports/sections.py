@@ -113,6 +113,22 @@ class FailureCase(Section):
     language: str | None = Field(default=None, description="BCP 47 language of the case text, if any.")
 
 
+class EvaluationPack(Section):
+    """One evaluation pack a chat trial ran: what it measures and how it was graded."""
+
+    id: str = Field(description="Pack id, e.g. medical-qa.")
+    version: str = Field(description="Version of the pack's items.")
+    title: str = Field(description="What the pack is.")
+    measures: str = Field(description="What it measures and how a case passes.")
+    grader: str = Field(description="Grader that scored its cases.")
+    exact: bool = Field(description="False when the grader is a heuristic.")
+    languages: list[str] = Field(description="Languages of the cases run.")
+    cases: int = Field(ge=0, description="Cases run.")
+    licence: str = Field(description="Licence of the items.")
+    notice: str = Field(description="Whether the items are samples awaiting clinical review.")
+    sha256: Sha256 = Field(description="sha256 over the pack's manifest and items files.")
+
+
 class Incident(Section):
     """Something notable that happened while the sandbox ran (isolation, availability, security)."""
 

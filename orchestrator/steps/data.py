@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import DataError
 from orchestrator.trial import Trial
 from orchestrator.trial_records import Admission, DataReady, with_record
+
+if TYPE_CHECKING:
+    from orchestrator.model_artifacts import ModelArtifact
 
 
 def prepare_data(trial: Trial) -> DataReady:
@@ -14,9 +18,12 @@ def prepare_data(trial: Trial) -> DataReady:
 
     from orchestrator.data.prepare import CASE_ID, prepare_trial_data
     from orchestrator.data.reference import load_reference
-    from orchestrator.model_artifacts import fetch_model
 
     admission: Admission = trial.records.need("admission")
+    if admission.kind == "chat":
+        from orchestrator.steps.packs import prepare_packs
+
+        return prepare_packs(trial)
     prepared = prepare_trial_data(trial.spec, trial.workdir)
     contract = prepared.contract
     client, run = trial.live.client, admission.mlflow
@@ -43,7 +50,7 @@ def prepare_data(trial: Trial) -> DataReady:
         # The failure report still describes the data that stopped the trial.
         refusal = DataError(f"trial {trial.trial_id}: {prepared.blocking_summary()}")
         raise with_record(refusal, DataReady(prepared=prepared))
-    model = fetch_model(trial.spec.model.uri, trial.workdir / "model", trial.settings)
+    model = candidate_model(trial)
     # The reference is data too: an altered reference file stops the trial here, before any sandbox.
     inputs = model.input_columns or [c for c in prepared.columns if c not in {prepared.label, CASE_ID}]
     reference = load_reference(trial.spec, trial.workdir, inputs)
@@ -57,3 +64,15 @@ def prepare_data(trial: Trial) -> DataReady:
         model_sha256=model.digest,
     )
     return DataReady(prepared=prepared, model=model, reference=reference)
+
+
+def candidate_model(trial: Trial) -> ModelArtifact:
+    """The candidate as deployed: an MLflow model fetched onto the host, or the named image."""
+    from orchestrator.model_artifacts import fetch_model
+    from orchestrator.named_image import image_artifact
+
+    model, dest = trial.spec.model, trial.workdir / "model"
+    if model.image is not None:
+        return image_artifact(model.image.name, dest, trial.settings)
+    assert model.uri is not None  # noqa: S101 - preflight requires one of the two
+    return fetch_model(model.uri, dest, trial.settings)

@@ -28,7 +28,7 @@ def run_workload(trial: Trial) -> Workload:
     assert live.streamer and live.sink and live.evaluation_token  # noqa: S101
     evaluation = get_kind(admission.kind).start(spec, data, live.streamer.put)
     live.evaluation = evaluation
-    trial.enter("observing", cases=data.prepared.rows, batch_size=spec.workload.batch_size)
+    trial.enter("observing", cases=data.cases, batch_size=spec.workload.batch_size)
     # Time spent queued for a sandbox slot is not the model's time: a trial that waited behind
     # others (REGSANDBOX_MAX_SANDBOXES) must not then fail its own timeout for it.
     provisioned = trial.records.provisioned
@@ -62,8 +62,8 @@ def run_workload(trial: Trial) -> Workload:
                 trial.check_cancelled()
                 watch()  # a model that stops while developers use it ends the trial too
     except SandboxStoppedError as exc:
-        live.sink.drain()  # the answers received before the stop are evidence too
-        coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.prepared.rows)
+        evaluation.absorb(live.sink.drain())  # the answers received before the stop are evidence too
+        coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.cases)
         exc.record = Workload(
             requests=coverage.requests,
             steps=evaluation.steps,
@@ -79,7 +79,7 @@ def run_workload(trial: Trial) -> Workload:
         until = time.monotonic() + CLOSE_GRACE_S
         while time.monotonic() < until:
             evaluation.absorb(live.sink.drain(wait_s=0.25))
-    coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.prepared.rows)
+    coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.cases)
     trial.event(
         "workload_done",
         requests=requests,

@@ -97,6 +97,7 @@ def deploy(trial: Trial) -> Deployment:
         {developer_hash: "developer", platform: "platform", evaluation_hash: "evaluation"},
         live.sink,
         host=trial.settings.gateway_host,
+        timeout_s=admission.template.answer_timeout_s,
     )
     url = live.gateway.start()
     (trial.workdir / "endpoint.txt").write_text(f"{url}\n", encoding="utf-8")

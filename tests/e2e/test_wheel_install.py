@@ -120,9 +120,15 @@ def test_the_wheel_holds_every_data_file(installed: Installed) -> None:
         names = set(wheel.namelist())
     for template in (ROOT / "sandbox_templates").glob("*/template.yaml"):
         folder = template.parent.relative_to(ROOT).as_posix()
-        assert {f"{folder}/{name}" for name in _IMAGE_FILES} <= names
+        # Every file of the template folder that goes into its image (custom-image has no Dockerfile).
+        present = {name for name in _IMAGE_FILES if (template.parent / name).is_file()}
+        assert {f"{folder}/{name}" for name in present} <= names
     assert {f"policies/{p.name}" for p in (ROOT / "policies").glob("*.yaml")} <= names
     assert {"schemas/exit-report-v1.json", "examples/trials/diabetes-risk.yaml"} <= names
+    for pack in (ROOT / "evaluation_packs").glob("*/manifest.yaml"):
+        folder = pack.parent.relative_to(ROOT).as_posix()
+        assert {f"{folder}/manifest.yaml", f"{folder}/items.yaml"} <= names
+    assert {"examples/health_assistant/assistant.py", "examples/health_assistant/knowledge.yaml"} <= names
 
 
 def test_the_installed_copy_is_imported(installed: Installed) -> None:

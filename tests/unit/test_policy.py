@@ -13,6 +13,7 @@ import pytest
 
 from monitors import EvalBatch, default_monitors, findings
 from orchestrator.errors import PolicyError
+from orchestrator.evaluation.tabular import TabularKind
 from orchestrator.policy import assess, assess_all, default_policies_dir, list_profiles, load_profile
 
 SHIPPED = ["asean-core", "SG", "MY", "TH", "ID", "PH", "VN"]
@@ -164,6 +165,8 @@ def test_every_criterion_metric_is_documented():
                 key = f"{family}/<attr>"
             elif family in ("drift/psi", "drift/ks", "drift/ks_pvalue"):
                 key = f"{family}/<feature>"
+            elif family == "chat/qa_accuracy":
+                key = f"{family}/<lang>"
             assert f"`{key}`" in documented, f"{profile.id}: {c.metric} missing from docs/metrics.md"
 
 
@@ -237,7 +240,7 @@ def test_digest_covers_the_parent_file(tmp_path):
     shutil.copytree(default_policies_dir(), tmp_path, dirs_exist_ok=True)
     before = load_profile("SG", tmp_path).digest
     core = tmp_path / "asean-core.yaml"
-    core.write_text(core.read_text().replace("version: 0.2.0", "version: 0.2.1"))
+    core.write_text(core.read_text().replace("version: 0.3.0", "version: 0.3.1"))
     assert load_profile("SG", tmp_path).digest != before
 
 
@@ -494,7 +497,7 @@ def evidence(weak_ethnicity: str | None, n: int = 12000, seed: int = 21):
 
 def test_good_candidate_passes_every_profile():
     values, intervals, found = evidence(weak_ethnicity=None)
-    verdicts = assess_all(EVERY, values, intervals, findings=found)
+    verdicts = assess_all(EVERY, values, intervals, findings=found, applies=TabularKind().applies)
     assert {code: a.verdict for code, a in verdicts.items()} == dict.fromkeys(EVERY, "pass"), {
         code: a.rule for code, a in verdicts.items() if a.verdict != "pass"
     }
@@ -504,7 +507,7 @@ def test_good_candidate_passes_every_profile():
 def test_candidate_poor_for_one_ethnicity_never_passes():
     values, intervals, found = evidence(weak_ethnicity="malay")
     assert values["perf/auroc"] >= 0.80  # good overall
-    results = assess_all(EVERY, values, intervals, findings=found)
+    results = assess_all(EVERY, values, intervals, findings=found, applies=TabularKind().applies)
     for code, result in results.items():
         profile = load_profile(code)
         assert any(c.metric.startswith("fairness/") for c in profile.criteria)

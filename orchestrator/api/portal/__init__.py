@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from orchestrator.api.portal import files, pages, session, verify
+from orchestrator.api.portal import files, pages, session, standard, verify
 from orchestrator.api.portal.web import PREFIX, SignInRequired, redirect, security_headers, url
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-for _module in (session, pages, files, verify):
+for _module in (session, pages, files, verify, standard):
     router.include_router(_module.router)
 
 root = APIRouter(include_in_schema=False)

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 def include_routes(app: FastAPI) -> None:
     from orchestrator.api.portal import mount as mount_portal
-    from orchestrator.api.routes import audit, auth, decisions, endpoints, reports, trials, users
+    from orchestrator.api.routes import audit, auth, decisions, endpoints, reports, standard, trials, users
 
-    for module in (auth, users, trials, endpoints, reports, decisions, audit):
+    for module in (auth, users, trials, endpoints, reports, decisions, audit, standard):
         app.include_router(module.router)
     mount_portal(app)

@@ -1,0 +1,1 @@
+"""Evaluation packs for chat candidates: versioned item files, each folder with its manifest.yaml."""

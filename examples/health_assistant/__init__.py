@@ -1,0 +1,1 @@
+"""The sample chat candidate: a rule-based multilingual health assistant (see assistant.py)."""
