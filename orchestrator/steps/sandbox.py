@@ -31,7 +31,7 @@ def provision(trial: Trial) -> Provisioned:
         settings.home / "slots",
         settings.max_sandboxes,
         trial.trial_id,
-        trial.spec.resources.timeout_s,
+        settings.slot_wait_s,
         trial.log,
     )
     started = time.monotonic()

@@ -76,6 +76,13 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
+class _EchoServer(ThreadingHTTPServer):
+    # The standard library's listen backlog of 5 would refuse connections under 32 clients:
+    # a limit of this stand-in model server, not of the platform under test.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +91,7 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    model = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    model = _EchoServer(("127.0.0.1", 0), _Echo)
     threading.Thread(target=model.serve_forever, daemon=True).start()
     upstream = f"http://127.0.0.1:{model.server_address[1]}"
     settings = Settings(home=tmp_path / "home", endpoint_rate_per_s=100_000.0, endpoint_burst=100_000)
