@@ -71,7 +71,9 @@ def _num(value: Any) -> str:
     return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
-def render(results: list[tuple[str, dict[str, Any] | None, str, float]], started: str) -> str:
+def render(
+    results: list[tuple[str, dict[str, Any] | None, str, float]], started: str, skipped: list[str]
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -80,6 +82,7 @@ def render(results: list[tuple[str, dict[str, Any] | None, str, float]], started
         "",
         *machine(),
         "",
+        *([f"Not run this time (`--only`): {', '.join(skipped)}.", ""] if skipped else []),
         "| bench | figure | value | baseline | baseline value | ratio | better | target |",
         "|---|---|---:|---|---:|---:|---|---|",
     ]
@@ -112,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     only = {n.strip() for n in args.only.split(",") if n.strip()}
-    benches = [p for p in sorted((ROOT / "bench").glob("bench_*.py")) if not only or p.stem[6:] in only]
+    every = sorted((ROOT / "bench").glob("bench_*.py"))
+    benches = [p for p in every if not only or p.stem[6:] in only]
+    skipped = [p.stem[6:] for p in every if p not in benches]
     results = []
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     for path in benches:
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if summary is None and not problem:
             problem = "printed no `BENCH {json}` line"
         results.append((path.stem[6:], summary, problem, seconds))
-    text = render(results, started)
+    text = render(results, started, skipped)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0
