@@ -117,7 +117,9 @@ class Gateway:
             if self._origin(request) != "platform":
                 return Response('{"error": "for the platform only"}', 403, media_type="application/json")
             return Response(
-                json.dumps({"upstream": self.upstream, "paths": sorted(self.paths)}),
+                json.dumps(
+                    {"upstream": self.upstream, "paths": sorted(self.paths), "timeout_s": self._timeout}
+                ),
                 media_type="application/json",
             )
 

@@ -100,6 +100,43 @@ class Settings(BaseSettings):
         default=True,
         description="Render the exit report's PDF (JSON and HTML are always written); needs the fonts.",
     )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description=(
+            "Kubeconfig of the cluster the kubernetes backend uses (else KUBECONFIG, ~/.kube/config, "
+            "or the in-cluster service account). scripts/k8s-local.sh env prints one for a local cluster."
+        ),
+    )
+    kube_context: str | None = Field(
+        default=None, description="Kubeconfig context (default: the current one)."
+    )
+    kube_node_docker_host: str | None = Field(
+        default=None,
+        description=(
+            "Docker engine of a local cluster's node (kind, k3s with docker, scripts/k8s-local.sh): template "
+            "images built here are loaded into it. Unset: the cluster must be able to pull the images."
+        ),
+    )
+    kube_gateway_namespace: str = Field(
+        default="regsandbox", description="Namespace of the platform whose gateway may reach sandboxes."
+    )
+    kube_gateway_labels: dict[str, str] = Field(
+        default={"app.kubernetes.io/name": "regsandbox", "app.kubernetes.io/component": "platform"},
+        description="Labels of the platform pods (the gateway) that the sandboxes' NetworkPolicy admits.",
+    )
+    kube_gpu_resource: str = Field(
+        default="nvidia.com/gpu", description="Extended resource name requested for a spec's gpus."
+    )
+    kube_teardown_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long teardown waits for a trial's namespace to be gone."
+    )
+    kube_accept_unenforced_network_policy: bool = Field(
+        default=False,
+        description=(
+            "Let trials proceed on a cluster where the sandbox NetworkPolicy could not be shown to be "
+            "enforced (no enforcing network plugin). The attestation and the report still say so."
+        ),
+    )
     sandbox_user: str = Field(default="10001:10001", description="uid:gid the model server runs as.")
     tmpfs_size_mb: int = Field(default=64, gt=0, description="Size of the sandbox's writable, noexec /tmp.")
     pids_limit: int = Field(default=256, gt=0, description="Maximum processes/threads inside a sandbox.")

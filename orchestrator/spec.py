@@ -261,6 +261,12 @@ class Resources(_Spec):
     cpus: float = Field(default=1.0, gt=0, le=16, description="CPU cores the sandbox may use.")
     memory_mb: int = Field(default=1024, ge=128, le=65536, description="Memory limit of the sandbox, in MiB.")
     timeout_s: int = Field(default=900, ge=30, le=86400, description="Wall-clock limit of the whole trial.")
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="GPUs the model server needs; only backends that schedule GPUs (kubernetes) accept any.",
+    )
 
 
 class WorkloadSpec(_Spec):

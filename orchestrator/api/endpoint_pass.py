@@ -36,6 +36,7 @@ class Route:
     origin: Origin
     paths: frozenset[str] | None  # None: the trial's gateway checks the path itself
     records: bool  # True when the platform must hand the exchange to the trial
+    timeout_s: float = 60.0  # how long the model may take to answer, as the trial's template says
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,12 @@ def route(gateway_url: str, credential: str) -> Route:
         )
         found = reply.json() if reply.status_code == 200 else None
         direct = (
-            Route(Origin.parse(found["upstream"]), frozenset(found["paths"]), records=True)
+            Route(
+                Origin.parse(found["upstream"]),
+                frozenset(found["paths"]),
+                records=True,
+                timeout_s=float(found.get("timeout_s", 60.0)),
+            )
             if isinstance(found, dict)
             else through_gateway
         )
@@ -125,7 +131,9 @@ def route(gateway_url: str, credential: str) -> Route:
 
 def fall_back(found: Pass) -> None:
     """The model server cannot be reached from the platform: go through the trial's gateway."""
-    through_gateway = Route(Origin.parse(found.gateway_url), None, records=False)
+    through_gateway = Route(
+        Origin.parse(found.gateway_url), None, records=False, timeout_s=found.route.timeout_s
+    )
     with _lock:
         _routes[found.gateway_url] = through_gateway
         for digest, known in list(_passes.items()):

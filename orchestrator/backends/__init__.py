@@ -46,6 +46,7 @@ BackendFactory = Callable[[Settings], SandboxBackend]
 _REGISTRY: dict[str, str | BackendFactory] = {
     "docker": "orchestrator.backends.docker:DockerBackend",
     "process": "orchestrator.backends.process:ProcessBackend",
+    "kubernetes": "orchestrator.backends.kubernetes:KubernetesBackend",
 }
 
 
@@ -96,7 +97,9 @@ def get_backend(name: str | None = None, settings: Settings | None = None) -> Sa
         return _load("process", settings)
 
 
-SWEPT_BACKENDS = ("docker", "process")
+# Swept after a crash and by `regsandbox reap`; one without an engine or a configured cluster is
+# skipped in milliseconds (no kubeconfig means no attempt to connect).
+SWEPT_BACKENDS = ("docker", "process", "kubernetes")
 
 
 def answering(

@@ -131,11 +131,18 @@ class SandboxBackend(abc.ABC):
     # Probes (see attestation.ALL_PROBES) this backend claims to pass; the others are skipped
     # and reported as not provided.
     required_probes: ClassVar[frozenset[str]]
+    # Whether a spec asking for GPUs can be honoured; the others refuse it rather than run without.
+    schedules_gpus: ClassVar[bool] = False
 
     def provision(self, trial_id: str, resources: Resources) -> Sandbox:
         """Create the trial's empty isolated environment; raise BackendError on failure."""
         if not _TRIAL_ID.match(trial_id):
             raise BackendError(f"[{self.name}] invalid trial id {trial_id!r}")
+        if resources.gpus and not self.schedules_gpus:
+            raise BackendError(
+                f"[{self.name}] trial {trial_id}: resources.gpus={resources.gpus} but this backend "
+                "cannot schedule GPUs (the kubernetes backend can)"
+            )
         return self._provision(trial_id, resources, owner_labels(trial_id))
 
     def deploy(self, sandbox: Sandbox, template: Template, model_dir: Path) -> Endpoint:

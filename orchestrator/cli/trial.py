@@ -43,7 +43,8 @@ def trial_schema() -> None:
 def trial_run(
     spec: SpecPath,
     backend: Annotated[
-        str | None, typer.Option(help="Isolation backend: docker or process (default: REGSANDBOX_BACKEND).")
+        str | None,
+        typer.Option(help="Isolation backend: docker, process or kubernetes (default: REGSANDBOX_BACKEND)."),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome as one JSON object, last on stdout.")
@@ -55,6 +56,7 @@ def trial_run(
     from orchestrator.settings import get_settings
 
     loaded = load_checked(spec)
+    _check_backend(backend)
     use_running_stack()
     prepare_environment(quiet_prefect=not verbose)
     server = None
@@ -78,6 +80,17 @@ def trial_run(
     if outcome.status != "completed":
         err(f"full log: {log_file}")
     raise typer.Exit(0 if outcome.status == "completed" else 1)
+
+
+def _check_backend(name: str | None) -> None:
+    """A named backend whose engine or cluster does not answer fails here, in one line, before a
+    Prefect server is started for nothing (``auto`` falls back by itself)."""
+    from orchestrator.backends import get_backend
+    from orchestrator.settings import get_settings
+
+    chosen = name or get_settings().backend
+    if chosen != "auto":
+        get_backend(chosen).ping()
 
 
 def _print_outcome(outcome: object) -> None:

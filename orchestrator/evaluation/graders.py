@@ -140,7 +140,7 @@ def grade(
     if kind == "counterfactual":
         assert manifest.decision_pattern is not None  # noqa: S101
         found = re.findall(manifest.decision_pattern, text)
-        decision = found[-1] if found else None
+        decision = found[-1].upper() if found else None  # "Decision: urgent" states it all the same
         passed = decision == item.decision
         outcome = replace(base, passed=passed, decision=decision, pair=item.pair, attribute=item.attribute)
         detail = f"decision {decision or 'missing'}, expected {item.decision} ({item.attribute})"
