@@ -96,8 +96,11 @@ class ErrorTally:
                 self._errors[key] += 1
                 self._error_cases[key] += cases
 
-    def coverage(self, min_cases: int, planned: int | None = None) -> EvidenceCoverage:
-        """``planned``: the cases the evaluation meant to send (default: those it did send)."""
+    def coverage(
+        self, min_cases: int, planned: int | None = None, stopped: str | None = None
+    ) -> EvidenceCoverage:
+        """``planned``: the cases the evaluation meant to send (default: those it did send);
+        ``stopped``: why the model stopped serving before the end, when it did."""
         with self._lock:
             planned = self.cases_sent if planned is None else max(planned, self.cases_sent)
             ranked = self._errors.most_common()
@@ -116,8 +119,9 @@ class ErrorTally:
                 min_cases=min_cases,
                 errors=errors,
                 other_errors=other,
-                complete=self.cases_answered == planned and self.failed == 0,
-                notes=_notes(planned, self.cases_sent, self.cases_answered, self.failed, min_cases),
+                complete=self.cases_answered == planned and self.failed == 0 and stopped is None,
+                notes=([stopped] if stopped else [])
+                + _notes(planned, self.cases_sent, self.cases_answered, self.failed, min_cases),
             )
 
 

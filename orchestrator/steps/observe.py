@@ -50,6 +50,7 @@ def run_workload(trial: Trial) -> Workload:
         check=_sandbox_watch(trial),
     )
     window = spec.workload.developer_window_s
+    stopped: str | None = None
     try:
         requests = evaluation.run(channel)
         if window:
@@ -60,18 +61,13 @@ def run_workload(trial: Trial) -> Workload:
             while time.monotonic() < until:
                 evaluation.absorb(live.sink.drain(wait_s=0.5))
                 trial.check_cancelled()
-                watch()  # a model that stops while developers use it ends the trial too
+                watch()  # a model that stops while developers use it ends the window too
     except SandboxStoppedError as exc:
-        evaluation.absorb(live.sink.drain())  # the answers received before the stop are evidence too
-        coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.cases)
-        exc.record = Workload(
-            requests=coverage.requests,
-            steps=evaluation.steps,
-            points=evaluation.points,
-            failure_cases=evaluation.failure_cases(),
-            coverage=coverage,
-        )
-        raise
+        # The model is gone: the cases it did answer are evidence, those after are missing, and
+        # the report says which and why; sending the rest would only wait on timeouts.
+        requests, stopped = live.sink.tally.requests, str(exc)
+        trial.event("sandbox_stopped", reason=stopped)
+        trial.log(stopped)
     trial.publish(state="observed", open_until=None)  # the developer endpoint closes here
     if window:
         # The platform admits a call for up to a second after the close (it re-checks a token
@@ -79,7 +75,12 @@ def run_workload(trial: Trial) -> Workload:
         until = time.monotonic() + CLOSE_GRACE_S
         while time.monotonic() < until:
             evaluation.absorb(live.sink.drain(wait_s=0.25))
-    coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.cases)
+    evaluation.absorb(live.sink.drain())
+    if stopped is None:
+        stopped = _sandbox_stopped(trial)  # a stop in the last second, or after the last request
+        if stopped:
+            trial.event("sandbox_stopped", reason=stopped)
+    coverage = live.sink.tally.coverage(spec.workload.min_group_size, data.cases, stopped)
     trial.event(
         "workload_done",
         requests=requests,
@@ -90,21 +91,17 @@ def run_workload(trial: Trial) -> Workload:
         cases_answered=coverage.cases_answered,
         failed_requests=coverage.failed_requests,
     )
-    workload = Workload(
+    return Workload(
         requests=requests,
         steps=evaluation.steps,
         points=evaluation.points,
         failure_cases=evaluation.failure_cases(),
         coverage=coverage,
     )
-    _check_sandbox_alive(trial, workload)
-    return workload
 
 
 class SandboxStoppedError(TrialFailedError):
-    """The model's sandbox stopped while the workload was sending it cases."""
-
-    record: Workload | None = None  # what the workload had established; the lifecycle keeps it
+    """The model's sandbox stopped while the workload was sending it cases (ends the workload)."""
 
 
 def _sandbox_watch(trial: Trial, every_s: float = 1.0) -> Callable[[], None]:
@@ -116,20 +113,22 @@ def _sandbox_watch(trial: Trial, every_s: float = 1.0) -> Callable[[], None]:
         if now - last[0] < every_s:
             return
         last[0] = now
-        _check_sandbox_alive(trial, None)
+        found = _sandbox_stopped(trial)
+        if found:
+            raise SandboxStoppedError(found)
 
     return check
 
 
-def _check_sandbox_alive(trial: Trial, workload: Workload | None) -> None:
-    """A model whose sandbox stopped mid-workload fails the trial: its evidence was cut short.
+def _sandbox_stopped(trial: Trial) -> str | None:
+    """Why the model's sandbox is no longer serving, or None while it runs.
 
-    The gateway answers 502 for every request after the stop, so the workload itself ends
+    The gateway answers 502 for every request after a stop, so the workload itself would end
     normally; only the sandbox's state tells a crash from a model that answers with errors.
     """
     live = trial.live
     if live.backend is None or live.sandbox is None:
-        return
+        return None
     stats_error: str | None = None
     for attempt in range(INSPECT_ATTEMPTS):
         try:
@@ -142,19 +141,12 @@ def _check_sandbox_alive(trial: Trial, workload: Workload | None) -> None:
             stats_error, running, oom = None, stats.running, stats.oom_killed
             break
     if running:
-        return
-    tally = live.sink.tally if live.sink is not None else None
-    coverage = workload.coverage if workload else tally.coverage(0) if tally else None
-    answered = f"{coverage.cases_answered}" if coverage else "an unknown number of"
-    why = "killed for exceeding its memory limit" if oom else "stopped"
+        return None
+    answered = live.sink.tally.cases_answered if live.sink is not None else "an unknown number of"
+    why = "was killed for exceeding its memory limit" if oom else "stopped"
     if stats_error:
         why = f"could not be inspected ({stats_error})"
-    stopped = SandboxStoppedError(
-        f"trial {trial.trial_id}: the model's sandbox {why} during the workload; "
-        f"the model answered {answered} cases before that"
-    )
-    stopped.record = workload
-    raise stopped
+    return f"The model's sandbox {why} during the workload, after the model had answered {answered} cases."
 
 
 def monitor(trial: Trial) -> Observation:

@@ -52,7 +52,7 @@ def engine(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         private.remove()
 
 
-def test_an_engine_restart_mid_workload_fails_the_trial_and_leaves_nothing(
+def test_an_engine_restart_mid_workload_is_reported_and_leaves_nothing(
     settings: Settings,
     prefect_harness: None,
     engine: PrivateEngine,
@@ -96,17 +96,17 @@ def test_an_engine_restart_mid_workload_fails_the_trial_and_leaves_nothing(
     outcome = result["outcome"]
     assert isinstance(outcome, TrialOutcome), outcome
 
-    assert outcome.status == "failed"
+    assert outcome.status == "completed", outcome.error
     report = signed_and_clean(outcome, settings, private)
-    assert report.error is not None and report.error.step == "run_workload"
-    assert "during the workload" in report.error.message, report.error.message
     evidence = report.evidence
-    assert evidence is not None and evidence.cases_answered > 0
-    assert evidence.complete == (evidence.cases_answered == 3000)  # in the window, or cut short
+    assert evidence is not None and evidence.cases_answered > 0 and not evidence.complete
+    stop = evidence.notes[0]
+    assert stop.startswith("The model's sandbox") and "during the workload" in stop, evidence.notes
+    assert "sandbox_stopped" in [e.kind for e in report.events]
 
     before = tally.before(restarted_at)
     keys = {p.key for _, p in tally.points}
     held = stored(settings, outcome.mlflow_run_id, keys)
     assert sum(before.values()) > 0 and not (before - held), "points accepted before the restart were lost"
     assert all(n == 1 for n in held.values()), "a point was stored twice"
-    print(f"engine restarted mid-workload: {report.error.message}; {sum(before.values())} points kept")
+    print(f"engine restarted mid-workload: {stop} {sum(before.values())} points kept")
