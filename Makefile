@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system engine base-image chat-image platform-image demo demo-chat test test-chat-slow test-k8s test-unit lint clean bench
+.PHONY: setup system engine base-image chat-image platform-image demo demo-chat test test-chat-slow test-k8s test-unit test-reliability lint clean bench
 
 # Idempotent and fast when nothing changed: pip only runs when pyproject.toml is newer
 # than the stamp left by the last install.
@@ -46,11 +46,18 @@ demo-chat: system setup base-image
 	$(BIN)/python -m examples.build_health_assistant
 	$(BIN)/regsandbox trial run examples/trials/health-assistant.yaml
 
+# The reliability tier (faults injected into real components, fuzzing, load) is slower and has
+# its own target; .ci/run runs both. docs/reliability.md lists what each test proves.
+RELIABILITY := tests/faults tests/fuzz tests/load
+
 # Tests that run a real language model (marker smollm2) are the slower target test-chat-slow;
 # platform-image: tests/helm runs the chart's pods from it (built before pytest, so its first
 # build, a few minutes, does not count against a test's time limit).
 test: system setup base-image platform-image
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not smollm2" --ignore=tests/k8s $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not smollm2" --ignore=tests/k8s $(foreach d,$(RELIABILITY),--ignore=$(d)) $(PYTEST_ARGS)
+
+test-reliability: system setup base-image
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not smollm2" $(RELIABILITY) $(PYTEST_ARGS)
 
 test-chat-slow: system setup chat-image
 	$(BIN)/python -m pytest -p no:cacheprovider -m smollm2 $(PYTEST_ARGS)
@@ -74,8 +81,10 @@ lint: setup
 	$(BIN)/ruff format --check orchestrator monitors flows
 	$(BIN)/mypy
 
+# Runs every bench/bench_*.py one after another and writes docs/benchmarks.md: one table of
+# figures, each a ratio against a baseline measured in the same run (bench/summary.py).
 bench: setup base-image
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/table.py --out docs/benchmarks.md $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/regsandbox reap 2>/dev/null

@@ -24,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import emit, figure  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.stack_services import services  # noqa: E402
 from tests.integration.models import candidate_model  # noqa: E402
@@ -104,6 +105,18 @@ def main() -> None:
     print(f"{args.trials} trials sequential    {sequential:7.1f} s   exit codes {seq_codes}")
     print(f"{args.trials} trials concurrent    {concurrent:7.1f} s   exit codes {con_codes}")
     print(f"ratio concurrent / sequential {concurrent / sequential:7.2f}   ({os.cpu_count()} cores)")
+    emit(
+        "concurrency",
+        [
+            figure(
+                f"{args.trials} trials at once",
+                concurrent,
+                "s",
+                "the same trials one after another",
+                sequential,
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

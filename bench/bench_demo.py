@@ -25,6 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.summary import emit, figure  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SPEC = ROOT / "examples" / "trials" / "diabetes-risk.yaml"
@@ -122,6 +126,14 @@ def main() -> None:
     if bare is not None:
         print(f"lifecycle alone, same trial, no CLI or Prefect:          {bare:6.1f} s")
         print(f"ratio trial run / lifecycle alone:                       {trial_s / bare:6.2f}")
+        emit(
+            "demo",
+            [
+                figure(
+                    "regsandbox trial run (CLI, Prefect)", trial_s, "s", "lifecycle alone, one process", bare
+                )
+            ],
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' model helpers
 
+from bench.summary import emit, figure  # noqa: E402
 from orchestrator import security  # noqa: E402
 from orchestrator.api.auth import create_user  # noqa: E402
 from orchestrator.backends.docker import DockerBackend  # noqa: E402
@@ -200,6 +201,15 @@ def main() -> None:
     for label, seconds in spent.items():
         print(f"CPU per call         {label:<14} {seconds / calls * 1000:5.2f} ms")
     print(f"throughput ratio platform / direct: {p_rps / d_rps:.2f}  (target >= 0.8)")
+    base = f"straight to the model server, concurrency {args.concurrency}"
+    emit(
+        "gateway",
+        [
+            figure("throughput through the platform", p_rps, "req/s", base, d_rps, "higher", ">= 0.8"),
+            figure("p50 latency through the platform", pct(platform, 50), "ms", base, pct(direct, 50)),
+            figure("p99 latency through the platform", pct(platform, 99), "ms", base, pct(direct, 99)),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.summary import emit, figure  # noqa: E402
 from orchestrator.backends import k8s_manifests as m  # noqa: E402
 from orchestrator.backends.kubernetes import KubernetesBackend  # noqa: E402
 from orchestrator.errors import BackendError  # noqa: E402
@@ -123,6 +124,25 @@ def main() -> int:
           f"mean {statistics.mean(removed):.2f} s")  # fmt: skip
     left = left_over(backend)
     print(f"objects left: {left}")
+    emit(
+        "k8s_scale",
+        [
+            figure(
+                f"create p50 with {tiers[-1]} trials present",
+                percentile(last, 0.5),
+                "s",
+                f"create p50 with {tiers[0]} present",
+                percentile(first, 0.5),
+            ),
+            figure(
+                f"create p99 with {tiers[-1]} trials present",
+                percentile(last, 0.99),
+                "s",
+                f"create p99 with {tiers[0]} present",
+                percentile(first, 0.99),
+            ),
+        ],
+    )
     return 0 if left == 0 else 1
 
 

@@ -22,6 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' model helpers
 
+from bench.summary import emit, figure  # noqa: E402
 from orchestrator.backends.docker import DockerBackend  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.spec import Resources  # noqa: E402
@@ -98,6 +99,14 @@ def main() -> None:
     )
     print(f"ratio sandbox / bare                    {s / b:6.2f}  (target <= 1.3)")
     print(f"ratio sandbox with attestation / bare   {a / b:6.2f}")
+    base = "bare docker run of the same image -> healthy"
+    emit(
+        "provision",
+        [
+            figure("sandbox provision -> healthy", s, "s", base, b, "lower", "<= 1.3"),
+            figure("sandbox provision + attestation -> healthy", a, "s", base, b),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' server helper
 
+from bench.summary import emit, figure  # noqa: E402
 from monitors.base import MetricPoint  # noqa: E402
 from orchestrator.tracking import MetricStreamer  # noqa: E402
 from tests.integration.mlflow_server import mlflow_server  # noqa: E402
@@ -82,6 +83,20 @@ def main(total: int, repeat: int) -> None:
     print(f"  raw log_batch (1000/call)  {raw_rate:10,.0f} points/s")
     print(f"  MetricStreamer             {stream_rate:10,.0f} points/s")
     print(f"  ratio streamer / raw       {stream_rate / raw_rate:10.2f}  (target >= 0.9)")
+    emit(
+        "streaming",
+        [
+            figure(
+                "MetricStreamer into mlflow server",
+                stream_rate,
+                "points/s",
+                "raw log_batch, 1000 points per call",
+                raw_rate,
+                "higher",
+                ">= 0.9",
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

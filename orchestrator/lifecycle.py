@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import abandoned
 from orchestrator.errors import InjectedFaultError, TrialCancelledError
 from orchestrator.settings import Settings
 from orchestrator.spec import TrialSpec
@@ -101,10 +102,12 @@ def run_steps(trial: Trial, wrap: Callable[[Step], StepFn] = _identity) -> Trial
     A cancellation signal received during the steps ends the trial as cancelled after its
     teardown and report, then propagates, so the caller (Prefect, the shell) sees it too.
     """
+    abandoned.mark(trial, "submitted")  # lets the sweep fail the trial if this process dies
     trial.enter("submitted")
     interrupted: BaseException | None = None
     for step in STEPS:
         try:
+            abandoned.mark(trial, step.name)
             trial.check_cancelled()
             _drill(trial, step)
             _keep(trial, step, wrap(step)(trial))
@@ -121,10 +124,12 @@ def run_steps(trial: Trial, wrap: Callable[[Step], StepFn] = _identity) -> Trial
     except Exception as exc:
         trial.log(f"teardown failed: {type(exc).__name__}: {exc}")
         trial.event("teardown_error", type=type(exc).__name__, message=str(exc)[:2000])
+    abandoned.mark(trial, "report")
     paths = wrap(REPORT)(trial)
-    outcome = _outcome(trial, paths)
+    outcome = outcome_of(trial, paths)
     outcome.save(trial.workdir)
-    trial.publish(**_final_fields(outcome, paths))
+    abandoned.clear(trial)
+    trial.publish(**final_fields(outcome, paths))
     _close_run(trial, outcome.status)
     if interrupted is not None:
         raise interrupted
@@ -148,7 +153,7 @@ def run_lifecycle(
     return run_steps(trial, wrap)
 
 
-def _outcome(trial: Trial, paths: Any) -> TrialOutcome:
+def outcome_of(trial: Trial, paths: Any) -> TrialOutcome:
     records = trial.records
     run = records.admission.mlflow if records.admission else None
     error = records.error
@@ -171,7 +176,7 @@ def _outcome(trial: Trial, paths: Any) -> TrialOutcome:
     )
 
 
-def _final_fields(outcome: TrialOutcome, paths: Any) -> dict[str, Any]:
+def final_fields(outcome: TrialOutcome, paths: Any) -> dict[str, Any]:
     import hashlib
     from pathlib import Path
 

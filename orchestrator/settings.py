@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     max_sandboxes: int = Field(
         default=4, ge=1, le=256, description="Sandboxes that may run at once on this host (across processes)."
     )
+    slot_wait_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "How long a trial waits in the queue for a free sandbox slot before it fails; apart from "
+            "the trial's own timeout, which counts from when it gets its slot."
+        ),
+    )
     base_image: str = Field(
         default="regsandbox/base:bookworm",
         description=(

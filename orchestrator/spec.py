@@ -345,6 +345,8 @@ def load_spec(path: str | Path) -> TrialSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(str(path), [f"<file>: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), [f"<file>: not UTF-8 text (byte {exc.start})"]) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

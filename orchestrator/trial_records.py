@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.backends.attestation import Attestation
 from orchestrator.backends.base import Endpoint, IsolationControl, Sandbox, TeardownResult
+from orchestrator.coverage import EvidenceCoverage
 from orchestrator.data.prepare import PreparedData
 from orchestrator.data.reference import Reference
 from orchestrator.evaluation.packs import PackData
@@ -87,6 +88,7 @@ class Provisioned(_Record):
     sandbox: Sandbox
     slot: int = Field(description="Host sandbox slot the trial holds.")
     seconds: float
+    queued_s: float = Field(default=0.0, description="Seconds the trial waited for a free sandbox slot.")
 
 
 class Attested(_Record):
@@ -109,6 +111,9 @@ class Workload(_Record):
     steps: int = Field(description="Monitor update steps streamed.")
     points: int = Field(description="Metric points produced by the monitors.")
     failure_cases: list[FailureCase] = Field(description="The worst misses, verbatim.")
+    coverage: EvidenceCoverage | None = Field(
+        default=None, description="Cases answered, each distinct error, and what that means for verdicts."
+    )
 
 
 class Observation(_Record):

@@ -340,6 +340,7 @@ def build_report(trial: Trial, records: TrialRecords) -> ExitReport:
         error=ErrorSection(**records.error.model_dump()) if records.error else None,
         model_card=_model_card(trial, records),
         failure_cases=records.workload.failure_cases if records.workload else None,
+        evidence=records.workload.coverage if records.workload else None,
         reproducibility=ReproducibilitySection(
             versions=versions(), seeds=_seeds(trial), digests=_digests(records)
         ),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from orchestrator.coverage import ErrorTally
 from orchestrator.records import TrafficRecord
 
 
@@ -27,6 +28,7 @@ class TrafficSink:
         self._queue: queue.Queue[TrafficRecord] = queue.Queue()
         self._file = capture_file
         self.counts = {"developer": 0, "evaluation": 0, "errors": 0}
+        self.tally = ErrorTally()  # what the evaluation's errors were, for the report's coverage
 
     def __call__(self, record: TrafficRecord) -> None:
         self._queue.put(record)
@@ -45,6 +47,7 @@ class TrafficSink:
                     handle.write(record.model_dump_json() + "\n")
                     self.counts[record.origin] += 1
                     self.counts["errors"] += record.status >= 400
+            self.tally.add(records)
         return records
 
 
@@ -67,6 +70,9 @@ class Channel:
     concurrency: int
     progress: Callable[[int, int], None]
     timeout_s: float = 30.0
+    # Called about ten times a second whatever the progress; raises to stop the workload (a
+    # sandbox that stopped: requests to it hang until their timeout rather than fail fast).
+    check: Callable[[], None] | None = None
 
 
 def send_all(channel: Channel, requests: list[Request], absorb: Callable[[list[TrafficRecord]], None]) -> int:
@@ -86,7 +92,8 @@ def send_all(channel: Channel, requests: list[Request], absorb: Callable[[list[T
             pass  # the gateway records the failure as traffic; nothing is lost here
 
     total = len(requests)
-    with httpx.Client(timeout=channel.timeout_s) as http, ThreadPoolExecutor(channel.concurrency) as pool:
+    with httpx.Client(timeout=channel.timeout_s) as http:
+        pool = ThreadPoolExecutor(channel.concurrency)
         futures = [pool.submit(send, request) for request in requests]
         reported = -1
         try:
@@ -98,10 +105,14 @@ def send_all(channel: Channel, requests: list[Request], absorb: Callable[[list[T
                     reported = done
                 if done == total:
                     break
+                if channel.check is not None:
+                    channel.check()
         except BaseException:
-            for future in futures:
-                future.cancel()  # requests not yet sent are dropped; those in flight finish
+            # Requests not yet sent are dropped; those in flight end on their own (closing the
+            # client ends them sooner), without holding the trial until their timeout.
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
+        pool.shutdown(wait=True)
         for future in futures:
             future.result()
     # The gateway queues each record before it answers, so nothing can still be on its way.

@@ -139,6 +139,18 @@ class PostgresCluster:
         self._execute(f'CREATE DATABASE "{name}"')
         return self.url(name, "postgresql+psycopg")
 
+    def halt(self) -> None:
+        """Shut the server down, keeping its data, as an outage or a restart would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=20)
+
+    def resume(self, timeout: float = 60.0) -> None:
+        """Start the server again on the same port and data (after :meth:`halt`)."""
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
+        if not self._launch(env, timeout):
+            raise RuntimeError(f"postgres did not come back on port {self.port}")
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # "fast" shutdown: open connections are closed

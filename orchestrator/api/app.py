@@ -7,11 +7,16 @@ a client as a 500, and an unexpected one is logged and answered without internal
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.api import decisions
+from orchestrator.api import decisions, refusals
 from orchestrator.api.gateway import DeveloperEndpoint
 from orchestrator.api.limits import VERIFY_LIMIT, BodyLimit
 from orchestrator.api.runs import PrefectRuns, Runs
@@ -65,7 +70,9 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
     app.state.settings = settings
     app.state.runs = runs or PrefectRuns(settings)
     app.add_middleware(
-        BodyLimit, per_path={"/api/reports/verify": VERIFY_LIMIT, "/api/reports/import": VERIFY_LIMIT}
+        BodyLimit,
+        per_path={"/api/reports/verify": VERIFY_LIMIT, "/api/reports/import": VERIFY_LIMIT},
+        on_refused=partial(refusals.oversized, settings),
     )
     # Outermost: developers' calls under /trials/ are forwarded before any routing (see its module).
     app.add_middleware(DeveloperEndpoint, settings=settings)
@@ -78,6 +85,20 @@ def create_app(settings: Settings | None = None, runs: Runs | None = None) -> Fa
             body = {"error": f"invalid {what}", "problems": exc.problems}
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse(body, status_code=status_for(exc), headers=headers)
+
+    # A path that climbs out of its folder is refused by routing (404) or validation (422) before
+    # any route runs; either way the attempt is audited.
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if refusals.probing(request.scope.get("raw_path", b"").decode("latin-1") or request.url.path):
+            await run_in_threadpool(refusals.path_probe, settings, request)
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_refused(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and refusals.probing(request.scope.get("raw_path", b"").decode("latin-1")):
+            await run_in_threadpool(refusals.path_probe, settings, request)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

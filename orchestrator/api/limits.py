@@ -10,8 +10,9 @@ the gateway under ``/trials/`` forwards model traffic with limits of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MiB = 1024 * 1024
@@ -23,11 +24,21 @@ VERIFY_LIMIT = 20 * MiB
 
 class BodyLimit:
     def __init__(
-        self, app: ASGIApp, default: int = DEFAULT_LIMIT, per_path: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        default: int = DEFAULT_LIMIT,
+        per_path: Mapping[str, int] | None = None,
+        on_refused: Callable[[Scope, int], None] | None = None,
     ) -> None:
         self.app = app
         self.default = default
         self.per_path = dict(per_path or {})
+        self.on_refused = on_refused  # audits the refusal (blocking: run off the event loop)
+
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        await _too_large(send, limit)
+        if self.on_refused is not None:
+            await run_in_threadpool(self.on_refused, scope, limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -37,7 +48,7 @@ class BodyLimit:
         limit = self.per_path.get(path.rstrip("/"), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _too_large(send, limit)
+            await self._refuse(scope, send, limit)
             return
         body, more = bytearray(), True
         while more:
@@ -47,7 +58,7 @@ class BodyLimit:
             body.extend(message.get("body", b""))
             more = message.get("more_body", False)
             if len(body) > limit:
-                await _too_large(send, limit)
+                await self._refuse(scope, send, limit)
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
 

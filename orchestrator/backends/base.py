@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import os
 import re
 import socket
@@ -38,6 +39,9 @@ LABEL_TRIAL = f"{LABEL_PREFIX}.trial_id"
 LABEL_PID = f"{LABEL_PREFIX}.owner_pid"
 LABEL_HOST = f"{LABEL_PREFIX}.owner_host"
 LABEL_CREATED = f"{LABEL_PREFIX}.created"
+# How long teardown waits for an engine that does not answer (a restart takes seconds).
+ENGINE_PATIENCE_S = 60.0
+logger = logging.getLogger("regsandbox.backends")
 
 _TRIAL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
@@ -237,9 +241,42 @@ class SandboxBackend(abc.ABC):
         return None
 
     def teardown(self, trial_id: str) -> TeardownResult:
-        """Remove every object of the trial; safe to call any number of times."""
-        removed = self._teardown(trial_id)
-        return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
+        """Remove every object of the trial; safe to call any number of times.
+
+        An engine that stops answering (a restart) is waited for, up to ``ENGINE_PATIENCE_S``,
+        and the teardown done again once it is back; any other error is raised at once.
+        """
+        deadline = time.monotonic() + ENGINE_PATIENCE_S
+        while True:
+            self._await_engine(deadline)
+            try:
+                removed = self._teardown(trial_id)
+                return TeardownResult(trial_id=trial_id, removed=removed, remaining=self._remaining(trial_id))
+            except Exception as exc:
+                # A restart shows as a lost connection, even when the engine answers again a moment
+                # later (it came back between the failed call and this check): do it again.
+                if time.monotonic() > deadline or not (self._lost_engine(exc) or not self._answers()):
+                    raise
+                logger.warning("[%s] engine went away during teardown of %s: %s", self.name, trial_id, exc)
+                time.sleep(1.0)
+
+    def _lost_engine(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the engine's connection being lost (a backend with an engine says)."""
+        return False
+
+    def _answers(self) -> bool:
+        try:
+            self.ping()
+            return True
+        except Exception:
+            return False
+
+    def _await_engine(self, deadline: float) -> None:
+        """Wait (until ``deadline``) for an engine that does not answer: tearing down right then
+        would leave the sandbox behind until the next sweep. After that, teardown goes ahead."""
+        while not self._answers() and time.monotonic() < deadline:
+            logger.warning("[%s] engine not answering before teardown; waiting", self.name)
+            time.sleep(1.0)
 
     def reap(
         self, older_than_s: float = 0.0, everything: bool = False, prefix: str = ""

@@ -67,6 +67,11 @@ class DockerBackend(SandboxBackend):
     def ping(self) -> None:
         self.client.ping()
 
+    def _lost_engine(self, exc: BaseException) -> bool:
+        import requests
+
+        return isinstance(exc, requests.exceptions.ConnectionError)
+
     # -- lifecycle -------------------------------------------------------------------
     def _provision(self, trial_id: str, resources: Resources, labels: dict[str, str]) -> Sandbox:
         import docker.errors

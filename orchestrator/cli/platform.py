@@ -52,8 +52,16 @@ def reap(
     ] = None,
 ) -> None:
     """Remove sandboxes whose trial is no longer running; never touches anything else."""
+    from orchestrator.abandoned import recover_abandoned
     from orchestrator.backends import SWEPT_BACKENDS, reap_all
+    from orchestrator.settings import get_settings
 
+    # Trials whose orchestrator died first: each gets its failed status and report, and its
+    # sandbox is torn down on the way; the label sweep then takes whatever is left.
+    for outcome in recover_abandoned(get_settings()):
+        typer.echo(f"{outcome.trial_id}: orchestrator gone; trial failed, report {outcome.report['json']}")
+    for trial_id in _reconciled():
+        typer.echo(f"{trial_id}: ended during a platform database outage; its row is now closed")
     results = reap_all((backend,) if backend else SWEPT_BACKENDS, everything=everything)
     for result in results:
         typer.echo(
@@ -61,6 +69,17 @@ def reap(
             + ("" if result.verified else f", {len(result.remaining)} remain")
         )
     typer.echo(f"{len(results)} orphaned sandbox(es) removed")
+
+
+def _reconciled() -> list[str]:
+    from orchestrator.abandoned import reconcile_rows
+    from orchestrator.settings import get_settings
+
+    try:
+        return reconcile_rows(get_settings())
+    except Exception as exc:  # the database still away: the sandboxes are swept all the same
+        err(f"platform database not reachable, rows not reconciled: {exc}")
+        return []
 
 
 @audit_app.command("verify")

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitors.base import MonitorResult
+from orchestrator.coverage import EvidenceCoverage
 from orchestrator.errors import RegSandboxError
 from orchestrator.records import JurisdictionAssessment, TrialEvent, TrialStatus, Verdict, utcnow
 from orchestrator.reports.sections import (
@@ -261,6 +262,11 @@ class ExitReport(Section):
     )
     post_market: PostMarketSection | None = Field(
         default=None, exclude_if=unset, description="Post-market monitoring plan and change-control notes."
+    )
+    evidence: EvidenceCoverage | None = Field(
+        default=None,
+        exclude_if=unset,
+        description="Cases sent and answered, each distinct error with its count, and what that means.",
     )
 
     @field_validator("monitors")

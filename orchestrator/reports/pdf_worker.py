@@ -46,7 +46,11 @@ def main() -> None:
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, answers)
+    try:
+        serve(sys.stdin.buffer, answers)
+    except BrokenPipeError:
+        # The process that asked is gone (killed mid-report): nobody is left to answer.
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 ``report.json`` (canonical, signed), ``report.html``, ``report.pdf``, ``report.intoto.jsonl``
 (in-toto attestation in a DSSE envelope) and ``report.json.sig``. Every file is written to a
-temporary name and renamed into place, and the signature is renamed last, so a reader never
-sees a half-written file and a report without its signature is recognisably unfinished.
+temporary name, flushed to disk and renamed into place, and ``report.json`` is renamed last: a
+process killed at any moment leaves either no ``report.json`` or one whose signature, renderings
+and envelope are all in place (tests/faults/test_report_kill.py kills writers to prove it).
+Temporaries of a write that was killed are removed by the next write to the same folder.
 Signed reports are immutable: writing different content over one raises unless the caller
 explicitly asks to replace it. The PDF is a rendering: when it cannot be produced the signed
 evidence is still written, and ``ReportPaths.pdf`` is None.
@@ -68,6 +70,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _remove_temporaries(out_dir: Path) -> None:
+    # Only the trial's own writer (or the sweep that finishes an abandoned trial after its
+    # process died) writes this folder, so a temporary here is what a killed write left.
+    for name in (JSON_NAME, SIGNATURE_NAME, HTML_NAME, PDF_NAME, ENVELOPE_NAME):
+        for stale in out_dir.glob(f".{name}.*"):
+            stale.unlink(missing_ok=True)
+
+
 def signable_bytes(report: ExitReport) -> bytes:
     """Canonical bytes, checked to load back into the same report and the same bytes.
 
@@ -122,11 +132,12 @@ def write_report(
         pdf_path.unlink(missing_ok=True)  # a stale PDF of other content must not sit beside the report
     # Ed25519 is deterministic, so rewriting identical content yields the identical signatures.
     signature = encode_signature(key.sign(data))
+    _remove_temporaries(out_dir)
     for name, rendering in renderings.items():
         _atomic_write(out_dir / name, rendering)
-    _atomic_write(json_path, data)
     _atomic_write(envelope_path, envelope_line(report, data, key, renderings))
     _atomic_write(sig_path, signature)
+    _atomic_write(json_path, data)  # last: its presence means everything else is in place
     return ReportPaths(
         json_=str(json_path),
         html=str(html_path),

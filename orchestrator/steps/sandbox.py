@@ -26,18 +26,20 @@ def provision(trial: Trial) -> Provisioned:
     if backend is None:
         raise RuntimeError("step order broken: no backend chosen at admission")
     settings = trial.settings
+    queued = time.monotonic()
     trial.live.slot = slot = acquire_slot(
         settings.home / "slots",
         settings.max_sandboxes,
         trial.trial_id,
-        trial.spec.resources.timeout_s,
+        settings.slot_wait_s,
         trial.log,
     )
     started = time.monotonic()
+    queued_s = round(started - queued, 3)
     trial.live.sandbox = sandbox = backend.provision(trial.trial_id, trial.spec.resources)
     seconds = round(time.monotonic() - started, 3)
-    trial.enter("provisioned", backend=backend.name, slot=slot.index, seconds=seconds)
-    return Provisioned(sandbox=sandbox, slot=slot.index, seconds=seconds)
+    trial.enter("provisioned", backend=backend.name, slot=slot.index, seconds=seconds, queued_s=queued_s)
+    return Provisioned(sandbox=sandbox, slot=slot.index, seconds=seconds, queued_s=queued_s)
 
 
 def attest(trial: Trial) -> Attested:

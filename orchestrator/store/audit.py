@@ -2,7 +2,7 @@
 
 Each record's hash covers its own content and the previous record's hash; ``verify`` walks the
 chain from the start and names the first record that does not match. Appends take a lock so two
-writers cannot fork the chain (an advisory lock on PostgreSQL; SQLite serialises writers itself).
+writers cannot fork the chain (an advisory lock on PostgreSQL; SQLite's write lock, taken first).
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ def record(session: Session, actor: str, action: str, target: str = "", **detail
     """Append one event in the caller's transaction; it is part of the chain once committed."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    else:
+        # SQLite takes its write lock at a transaction's first write, not at the read of the last
+        # record below: two first calls of one token at the same moment (the load test) both read
+        # seq n and both wrote n + 1. A write that changes nothing takes the lock first, so the
+        # read below sees every committed record (the others wait on the busy timeout).
+        session.execute(text("UPDATE audit_events SET seq = seq WHERE 0"))
     last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     clean = json.loads(json.dumps(detail, default=str))
