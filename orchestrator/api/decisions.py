@@ -69,14 +69,38 @@ def decision_problems(decision: str, comment: str) -> list[str]:
     return problems
 
 
+def _last_seq(db: Session, trial_id: str, jurisdiction: str) -> int:
+    found = db.scalar(
+        select(func.max(Decision.seq)).where(
+            Decision.trial_id == trial_id, Decision.jurisdiction == jurisdiction
+        )
+    )
+    return int(found or 0)
+
+
+def _replayed(user: User, last: int | None) -> ConflictError:
+    return ConflictError(
+        f"decision number {last or 0} was recorded for {user.jurisdiction} since this form was made: "
+        "a form records one decision; open the trial again to decide anew"
+    )
+
+
 def record_decision(
-    db: Session, settings: Settings, user: User, trial: Trial, decision: str, comment: str = ""
+    db: Session,
+    settings: Settings,
+    user: User,
+    trial: Trial,
+    decision: str,
+    comment: str = "",
+    expected_seq: int | None = None,
 ) -> Decision:
     """Sign and store ``user``'s decision on ``trial``; refusals raise the platform's errors.
 
     Only a regulator of a jurisdiction the trial names may decide, and only once the trial has a
     report that verifies: the decision cites that report's sha256. A decision that breaks
-    :func:`decision_problems` raises ``SpecError`` with those problems.
+    :func:`decision_problems` raises ``SpecError`` with those problems. ``expected_seq`` is the
+    number the caller saw coming next; when another decision came first (a replayed or stale
+    form) nothing is recorded and ``ConflictError`` says so.
     """
     target = f"trial:{trial.trial_id or trial.id}"
     if not can_see(user, trial):
@@ -91,6 +115,15 @@ def record_decision(
     problem = stored_report_problem(settings, trial)
     if problem:
         raise ConflictError(f"{target}: the stored report does not verify ({problem})")
+    if expected_seq is not None:
+        seen = _last_seq(db, trial.trial_id, user.jurisdiction)
+        if expected_seq != seen + 1:
+            # Made before decision number `seen` was recorded: a replay of one already recorded,
+            # or a second tab. One form records one decision. Audited apart: this request's own
+            # transaction is rolled back with the refusal.
+            detail = {"expected_seq": expected_seq, "last_seq": seen}
+            audit.record_apart(db, user.username, "decision_replay_refused", target, **detail)
+            raise _replayed(user, seen)
     # Lock the trial before numbering, so two decisions at once take turns instead of both reading
     # the same last seq: a no-op UPDATE takes the row lock on PostgreSQL and the write lock on
     # SQLite (which ignores SELECT ... FOR UPDATE), both held until the transaction ends.
@@ -98,17 +131,16 @@ def record_decision(
         update(Trial).where(Trial.id == trial.id).values(trial_id=Trial.trial_id),
         execution_options={"synchronize_session": False},
     )
-    last = db.scalar(
-        select(func.max(Decision.seq)).where(
-            Decision.trial_id == trial.trial_id, Decision.jurisdiction == user.jurisdiction
-        )
-    )
+    last = _last_seq(db, trial.trial_id, user.jurisdiction)
+    if expected_seq is not None and expected_seq != last + 1:
+        # Two identical submissions at once: the first checks passed for both, the lock decides.
+        raise _replayed(user, last)
     at = utcnow()
     payload = {
         "schema": SCHEMA,
         "trial_id": trial.trial_id,
         "jurisdiction": user.jurisdiction,
-        "seq": (last or 0) + 1,
+        "seq": last + 1,
         "decision": decision,
         "comment": comment,
         "regulator": user.username,

@@ -198,3 +198,17 @@ def test_prefect_being_away_never_fails_a_decision(platform: Platform) -> None:
         trial.flow_run_id = None
         assert not publish_decision_to_prefect(trial, decision, runs=FakeRuns(), settings=platform.settings)
         db.rollback()
+
+
+def test_a_replayed_request_with_its_expected_number_records_once(platform: Platform) -> None:
+    url = f"/api/trials/{platform.refs['B']}/decisions"
+    listed = platform.get("reg_th", url).json()
+    expected = max((d["seq"] for d in listed if d["jurisdiction"] == "TH"), default=0) + 1
+    body = {"decision": "approve", "expected_seq": expected}
+    first = platform.post("reg_th", url, json=body)
+    assert first.status_code == 201 and first.json()["seq"] == expected, first.text
+    again = platform.post("reg_th", url, json=body)
+    assert again.status_code == 409 and "since this form was made" in again.json()["error"]
+    assert len(platform.get("reg_th", url).json()) == len(listed) + 1
+    events = platform.get("admin", "/api/audit?action=decision_replay_refused").json()
+    assert any(e["actor"] == "reg_th" for e in events["events"])

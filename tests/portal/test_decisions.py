@@ -181,7 +181,7 @@ def test_a_decision_recorded_in_the_portal_shows_on_the_trials_flow_run(
     app: FastAPI, signed_in: Open, settings: Settings, trial_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runs = FakeRuns()
-    monkeypatch.setattr(app.state, "runs", runs)
+    monkeypatch.setitem(app.state._state, "runs", runs)  # restored as it was, for later tests
     flow_run_id = "00000000-0000-4000-8000-000000000123"
     with session_scope(settings) as db:
         db.scalars(select(Trial).where(Trial.trial_id == trial_id)).one().flow_run_id = flow_run_id
@@ -197,3 +197,23 @@ def test_a_decision_recorded_in_the_portal_shows_on_the_trials_flow_run(
     [shown] = runs.artifacts
     assert (shown["flow_run_id"], shown["key"]) == (flow_run_id, f"decision-{trial_id}-th")
     assert row.payload in shown["markdown"] and row.signature in shown["markdown"]
+
+
+def test_a_form_submitted_twice_records_one_decision(app: FastAPI, settings: Settings, trial_id: str) -> None:
+    """The decision form carries the number its decision takes: the same form replayed (a double
+    click, a browser resubmitting, a captured request) is refused, audited, and records nothing."""
+    with TestClient(app) as browser:
+        assert sign_in(browser, "sg-reg").status_code == 303
+        page = browser.get(f"/portal/trials/{trial_id}").text
+        form = {"csrf": form_value(page, "csrf"), "seq": form_value(page, "seq"), "decision": "approve"}
+        first = browser.post(f"/portal/trials/{trial_id}/decision", data=form, follow_redirects=False)
+        assert first.status_code == 303, first.text
+        before = len(_decisions(settings, trial_id))
+        again = browser.post(f"/portal/trials/{trial_id}/decision", data=form, follow_redirects=False)
+        assert again.status_code == 422 and "another decision for your jurisdiction" in again.text
+        assert len(_decisions(settings, trial_id)) == before
+        fresh = browser.get(f"/portal/trials/{trial_id}").text
+        assert int(form_value(fresh, "seq")) == int(form["seq"]) + 1  # a new form may decide anew
+    with session_scope(settings) as db:
+        refused = db.scalars(select(AuditEvent).where(AuditEvent.action == "decision_replay_refused")).all()
+    assert any(e.actor == "sg-reg" and e.detail["expected_seq"] == int(form["seq"]) for e in refused)

@@ -132,6 +132,7 @@ def decide(
     csrf: Annotated[str, Form(max_length=64)] = "",
     decision: Annotated[str, Form(max_length=64)] = "",
     comment: Annotated[str, Form()] = "",
+    seq: Annotated[int | None, Form(ge=1, le=1_000_000)] = None,
 ) -> Response:
     if not csrf_ok(db, viewer, csrf, "decision", f"trial:{trial_id}"):
         return refused(
@@ -153,11 +154,18 @@ def decide(
             status_code=409 if viewer.role == "regulator" else 403,
         )
     try:
-        row = decisions.record_decision(db, settings, viewer.user, found, decision, comment)
+        row = decisions.record_decision(db, settings, viewer.user, found, decision, comment, expected_seq=seq)
     except SpecError as exc:
         problem = _in_words(decision, comment, exc.problems)
-    except ConflictError as exc:  # the report went missing or stopped verifying since the page was built
-        problem = f"No decision was recorded: the trial's report cannot be relied on now ({exc})."
+    except ConflictError as exc:
+        if seq is not None and "since this form was made" in str(exc):
+            problem = (
+                "No decision was recorded: another decision for your jurisdiction was recorded after this "
+                "form was opened (a form submitted twice, or a second tab). It is shown below; decide "
+                "again here if it should be replaced."
+            )
+        else:  # the report went missing or stopped verifying since the page was built
+            problem = f"No decision was recorded: the trial's report cannot be relied on now ({exc})."
     else:
         # After the response (and the commit), as the API does: Prefect never holds the browser.
         background.add_task(decisions.publish_decision_to_prefect, found, row, runs=runs, settings=settings)

@@ -23,6 +23,12 @@ class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "approve_with_conditions", "reject"]
     comment: str = Field(default="", max_length=decisions.MAX_COMMENT, description="Conditions or reasons.")
+    expected_seq: int | None = Field(
+        default=None,
+        ge=1,
+        description="The number this decision should take; refused (409) when another came first, "
+        "so a retried or replayed request never records twice.",
+    )
 
 
 class DecisionPublic(BaseModel):
@@ -81,7 +87,9 @@ def record(
     background: BackgroundTasks,
 ) -> DecisionPublic:
     trial = trials.visible_trial(db, user, ref, "decision")
-    row = decisions.record_decision(db, settings, user, trial, body.decision, body.comment)
+    row = decisions.record_decision(
+        db, settings, user, trial, body.decision, body.comment, expected_seq=body.expected_seq
+    )
     # After the response (and the commit): Prefect being slow or away never holds the request.
     background.add_task(
         decisions.publish_decision_to_prefect, trial, row, runs=request.app.state.runs, settings=settings
