@@ -16,15 +16,19 @@ The end-to-end throughput of a trial (replies through the sandbox and gateway) i
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from examples.build_health_assistant import save_assistant
-from orchestrator.evaluation.graders import grade
-from orchestrator.evaluation.langid import identify
-from orchestrator.evaluation.packs import known_packs, load_packs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.summary import emit, figure  # noqa: E402
+from examples.build_health_assistant import save_assistant  # noqa: E402
+from orchestrator.evaluation.graders import grade  # noqa: E402
+from orchestrator.evaluation.langid import identify  # noqa: E402
+from orchestrator.evaluation.packs import known_packs, load_packs  # noqa: E402
 
 
 def main() -> None:
@@ -79,6 +83,19 @@ def main() -> None:
         print(f"answering in process (baseline): {baseline:,.0f} cases/s over {len(cases)} cases")
         print(f"answering and grading:           {graded:,.0f} cases/s")
         print(f"ratio graded/baseline: {graded / baseline:.2f}")
+    emit(
+        "chat_eval",
+        [
+            figure(
+                f"answering and grading the packs' {len(cases)} items in process",
+                graded,
+                "cases/s",
+                "answering them only (the rule-based assistant)",
+                baseline,
+                "higher",
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

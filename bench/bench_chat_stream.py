@@ -6,8 +6,9 @@ straight to it (the baseline), through the trial's gateway (the evaluation's pat
 exchange with its events joined) and through the platform's ``/trials/{id}/v1/...`` (a developer's
 path, with an endpoint token the API issued); the three alternate, so machine load hits all alike.
 Printed: time to the first event and to the last, median over the requests, and the first-event
-ratio against the baseline. Unbuffered streaming keeps the first event near the baseline's, far
-below the whole answer's time.
+ratio against the baseline; the BENCH figures are the first and the last event through each path
+against the same times straight to the model server. Unbuffered streaming keeps the first event
+near the baseline's, far below the whole answer's time.
 
     python bench/bench_chat_stream.py [--requests 20] [--events 20] [--gap 0.05]
 """
@@ -28,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' platform helpers
 
+from bench.summary import emit, figure  # noqa: E402
 from orchestrator import security  # noqa: E402
 from orchestrator.api.relay import relay  # noqa: E402
 from orchestrator.gateway import Gateway, hash_token, new_token  # noqa: E402
@@ -128,9 +130,19 @@ def main() -> None:
     writing = args.events * args.gap
     print(f"{args.requests} streamed answers per path, {args.events} events {args.gap * 1000:.0f} ms apart")
     baseline = statistics.median(first for first, _ in times["model server (baseline)"])
+    baseline_last = statistics.median(last for _, last in times["model server (baseline)"])
+    figures = []
     for name, measured in times.items():
         first = statistics.median(f for f, _ in measured)
         last = statistics.median(t for _, t in measured)
+        if name != "model server (baseline)":
+            base = "straight to the model server"
+            figures.append(
+                figure(f"first event through the {name}", first * 1000, "ms", base, baseline * 1000)
+            )
+            figures.append(
+                figure(f"last event through the {name}", last * 1000, "ms", base, baseline_last * 1000)
+            )
         print(
             f"  {name:<26} first event {first * 1000:7.1f} ms  last {last * 1000:7.1f} ms  "
             f"first-event ratio {first / baseline:5.2f}x"
@@ -140,6 +152,7 @@ def main() -> None:
         f"  recorded: {len(records)} exchanges, {len(joined)} with their events joined "
         f"(the whole answer takes {writing * 1000:.0f} ms to write)"
     )
+    emit("chat_stream", figures)
 
 
 if __name__ == "__main__":
