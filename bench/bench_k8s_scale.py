@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.summary import emit, figure  # noqa: E402
+from bench.summary import emit, figure, not_run  # noqa: E402
 from orchestrator.backends import k8s_manifests as m  # noqa: E402
 from orchestrator.backends.kubernetes import KubernetesBackend  # noqa: E402
-from orchestrator.errors import BackendError  # noqa: E402
+from orchestrator.errors import BackendError, BackendUnavailableError  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.spec import Resources  # noqa: E402
 
@@ -98,11 +98,22 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
     tiers = [int(t) for t in args.tiers.split(",")]
+    # Only a cluster named on purpose (KUBECONFIG), never whatever ~/.kube/config points at: the
+    # bench creates and deletes hundreds of namespaces.
     if not os.environ.get("KUBECONFIG"):
         print("bench_k8s_scale: no cluster (run scripts/k8s-local.sh start and eval its env); not measured")
+        not_run(
+            "k8s_scale",
+            "no Kubernetes cluster configured (KUBECONFIG is not set; scripts/k8s-local.sh start)",
+        )
         return 0
     backend = KubernetesBackend(Settings(home=Path(tempfile.mkdtemp(prefix="bench-k8s-"))))
-    backend.ping()
+    try:
+        backend.ping()
+    except BackendUnavailableError as exc:
+        print(f"bench_k8s_scale: {exc}; not measured")
+        not_run("k8s_scale", f"KUBECONFIG={os.environ['KUBECONFIG']}: {exc}")
+        return 0
     backend.reap(everything=True, prefix=PREFIX)  # what an interrupted earlier run left
     created: dict[int, list[float]] = {}
     done = 0

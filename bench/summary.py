@@ -10,6 +10,10 @@ Each figure is measured against a baseline measured in the same run (so the rati
 same on a slow machine and a fast one); ``better`` says which direction of the ratio is good.
 ``bench/table.py`` runs every ``bench/bench_*.py``, reads these lines and writes
 docs/benchmarks.md. Any benchmark, from any branch, joins the table by printing the line.
+
+A benchmark that cannot run on this machine (no cluster configured, say) prints, with
+:func:`not_run`, ``BENCH {"bench": ..., "figures": [], "not_run": "<the reason>"}`` and exits 0:
+the table lists it as not run, with the reason, and ``make bench`` goes on with the others.
 """
 
 from __future__ import annotations
@@ -45,3 +49,11 @@ def figure(
 def emit(bench: str, figures: list[dict[str, Any]]) -> None:
     """Print the summary line; call it last."""
     print(PREFIX + json.dumps({"bench": bench, "figures": figures}, sort_keys=True), flush=True)
+
+
+def not_run(bench: str, reason: str) -> None:
+    """Print the summary line of a benchmark that cannot run here, saying why; call it last."""
+    if not reason.strip():
+        raise ValueError("not_run needs the reason the benchmark cannot run here")
+    line = {"bench": bench, "figures": [], "not_run": reason.strip()}
+    print(PREFIX + json.dumps(line, sort_keys=True), flush=True)

@@ -2,10 +2,16 @@
 
 Each ``bench/bench_*.py`` runs in its own process, one after the other (never two at once: they
 measure the machine). A benchmark's last ``BENCH {json}`` line (bench/summary.py) gives its
-figures; one that prints none, or fails, is listed under the table with the reason, never
-dropped silently. The page starts with the machine the figures were measured on.
+figures; one that cannot run on this machine says so with the reason (``summary.not_run``) and
+is listed as not run; one that prints no line, or fails, is listed under the table with what
+went wrong, never dropped silently; ``make bench`` goes on with the others either way. The
+page starts with the machine the figures were measured on.
 
     python bench/table.py [--out docs/benchmarks.md] [--only gateway,provision] [--timeout 1800]
+                          [--args "data=50000 2" --args "monitors=--rows 100000"]
+
+``--args NAME=ARGUMENTS`` passes a benchmark its own arguments (smaller sizes for a quick look);
+without it each runs at its defaults, the sizes the published figures are measured at.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -86,10 +93,13 @@ def render(
         "| bench | figure | value | baseline | baseline value | ratio | better | target |",
         "|---|---|---:|---|---:|---:|---|---|",
     ]
-    missing = []
+    missing, unavailable = [], []
     for name, summary, problem, seconds in results:
         if summary is None:
             missing.append(f"- `{name}` ({seconds:.0f} s): {problem}")
+            continue
+        if summary.get("not_run"):
+            unavailable.append(f"- `{name}`: {summary['not_run']}")
             continue
         for f in summary["figures"]:
             lines.append(
@@ -97,6 +107,8 @@ def render(
                 f"{_num(f['baseline_value'])} {f['unit']} | {_num(f['ratio'])} | {f['better']} | "
                 f"{f.get('target') or '—'} |"
             )
+    if unavailable:
+        lines += ["", "Not run here (they cannot run on this machine):", "", *unavailable]
     if missing:
         lines += ["", "Benchmarks without figures in this run:", "", *missing]
     lines += [
@@ -112,12 +124,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--only", default="", help="comma-separated bench names (bench_NAME.py)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark")
+    parser.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGUMENTS",
+        help="arguments for one benchmark, e.g. 'monitors=--rows 100000' (repeatable)",
+    )
     args = parser.parse_args(argv)
+    extra: dict[str, list[str]] = {}
+    for item in args.args:
+        name, sep, rest = item.partition("=")
+        if not sep or not name.strip():
+            parser.error(f"--args {item!r}: expected NAME=ARGUMENTS, e.g. 'monitors=--rows 100000'")
+        extra[name.strip()] = shlex.split(rest)
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     only = {n.strip() for n in args.only.split(",") if n.strip()}
     every = sorted((ROOT / "bench").glob("bench_*.py"))
     benches = [p for p in every if not only or p.stem[6:] in only]
     skipped = [p.stem[6:] for p in every if p not in benches]
+    unknown = sorted((only | set(extra)) - {p.stem[6:] for p in every})
+    if unknown:
+        parser.error(f"no bench/bench_NAME.py for: {', '.join(unknown)}")
     results = []
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     for path in benches:
@@ -125,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         begun = time.monotonic()
         try:
             run = subprocess.run(
-                [sys.executable, str(path)],
+                [sys.executable, str(path), *extra.get(path.stem[6:], [])],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
