@@ -35,6 +35,21 @@ class Evaluation(abc.ABC):
     steps: int = 0
     points: int = 0
     developer_requests: int = 0
+    # Set by each kind: the developer monitor (developer_monitor()) and where points go.
+    _developer: Monitor
+    _emit: Callable[[list[MetricPoint]], None]
+
+    def evaluation_records(self, records: list[TrafficRecord]) -> list[TrafficRecord]:
+        """Measure the developer's records apart; return the evaluation records that carry cases.
+
+        Every kind measures developer traffic the same way (operational evidence only: no
+        ground truth comes with it), so this half of ``absorb`` is shared.
+        """
+        developer = developer_batch(records)
+        if developer is not None:
+            self.developer_requests += developer.ok.size
+            self._emit(self._developer.update(developer, self.developer_requests))
+        return [r for r in records if r.origin == "evaluation" and r.case_ids]
 
     @abc.abstractmethod
     def run(self, channel: Channel) -> int:

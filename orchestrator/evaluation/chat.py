@@ -19,7 +19,7 @@ import numpy as np
 from monitors.base import EvalBatch, MetricPoint
 from monitors.chat import ChatBatch, ChatMonitor, ChatOutcome
 from monitors.operational import OperationalMonitor
-from orchestrator.evaluation.base import Evaluation, EvaluationKind, developer_batch, developer_monitor
+from orchestrator.evaluation.base import Evaluation, EvaluationKind, developer_monitor
 from orchestrator.evaluation.graders import NO_JUDGE, Graded, JudgeModel, grade
 from orchestrator.evaluation.packs import PackData, PackItem, PackManifest
 from orchestrator.gateway import CASE_HEADER
@@ -85,11 +85,7 @@ class ChatEvaluation(Evaluation):
         return send_all(channel, self.requests(), self.absorb)
 
     def absorb(self, records: list[TrafficRecord]) -> None:
-        developer = developer_batch(records)
-        if developer is not None:
-            self.developer_requests += developer.ok.size
-            self._emit(self._developer.update(developer, self.developer_requests))
-        evaluation = [r for r in records if r.origin == "evaluation" and r.case_ids]
+        evaluation = self.evaluation_records(records)
         if not evaluation:
             return
         outcomes: list[ChatOutcome] = []

@@ -20,7 +20,7 @@ from monitors import default_monitors
 from monitors.base import EvalBatch, MetricPoint
 from orchestrator.data.prepare import CASE_ID
 from orchestrator.data.reference import Reference
-from orchestrator.evaluation.base import Evaluation, EvaluationKind, developer_batch, developer_monitor
+from orchestrator.evaluation.base import Evaluation, EvaluationKind, developer_monitor
 from orchestrator.gateway import CASE_HEADER
 from orchestrator.records import TrafficRecord
 from orchestrator.reports.sections import FailureCase
@@ -93,11 +93,7 @@ class TabularEvaluation(Evaluation):
         return send_all(channel, self.requests(), self.absorb)
 
     def absorb(self, records: list[TrafficRecord]) -> None:
-        developer = developer_batch(records)
-        if developer is not None:
-            self.developer_requests += developer.ok.size
-            self._emit(self._developer.update(developer, self.developer_requests))
-        evaluation = [r for r in records if r.origin == "evaluation" and r.case_ids]
+        evaluation = self.evaluation_records(records)
         if not evaluation:
             return
         case_ids: list[str] = []
