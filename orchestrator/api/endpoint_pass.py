@@ -129,7 +129,7 @@ def route(gateway_url: str, credential: str) -> Route:
     return direct
 
 
-def fall_back(found: Pass) -> None:
+def fall_back(found: Pass) -> Route:
     """The model server cannot be reached from the platform: go through the trial's gateway."""
     through_gateway = Route(
         Origin.parse(found.gateway_url), None, records=False, timeout_s=found.route.timeout_s
@@ -139,6 +139,7 @@ def fall_back(found: Pass) -> None:
         for digest, known in list(_passes.items()):
             if known.gateway_url == found.gateway_url:
                 _passes[digest] = replace(known, route=through_gateway)
+    return through_gateway
 
 
 def forget() -> None:

@@ -148,6 +148,19 @@ class DeveloperEndpoint:
             await _json(send, 404, "path not served by this sandbox")
             return
         body = await _body(receive)
+        await self._exchange(scope, send, found, route, path, headers, body)
+
+    async def _exchange(
+        self,
+        scope: Scope,
+        send: Send,
+        found: endpoint_pass.Pass,
+        route: endpoint_pass.Route,
+        path: str,
+        headers: dict[bytes, bytes],
+        body: bytes,
+    ) -> None:
+        """One admitted call, on one route: answered to the caller, and handed back to the trial."""
         target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
         forwarded = [(name, value) for name, value in headers.items() if name in _FORWARDED]
         if not route.records:
@@ -179,9 +192,11 @@ class DeveloperEndpoint:
         except UpstreamError as exc:
             if exc.connecting and route.records:
                 # Not reachable from the platform's network: through the trial's gateway from now on.
-                logger.warning("trial %s: model server unreachable from the platform (%s)", trial_id, exc)
-                endpoint_pass.fall_back(found)
-                await self._forward_again(scope, send, trial_id, path, body)
+                logger.warning(
+                    "trial %s: model server unreachable from the platform (%s)", found.trial_id, exc
+                )
+                through_gateway = endpoint_pass.fall_back(found)
+                await self._exchange(scope, send, found, through_gateway, path, headers, body)
                 return
             error = str(exc)
         if head_sent:
@@ -203,15 +218,3 @@ class DeveloperEndpoint:
                     first_byte_ms=first_byte_ms,
                 )
             )
-
-    async def _forward_again(self, scope: Scope, send: Send, trial_id: str, path: str, body: bytes) -> None:
-        sent = False
-
-        async def replay() -> dict[str, object]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self._forward(scope, replay, send, trial_id, path)
